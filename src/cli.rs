@@ -1,0 +1,183 @@
+//! The `dialerd` command line. The binary parses flags and calls [`run`].
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::pacing::Policy;
+use crate::sim::{self, Scenario, sweep};
+
+#[derive(Debug, Parser)]
+#[command(name = "dialerd", version, about = "Predictive dialer engine")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the engine against a simulated day of customers and agents.
+    Simulate(SimulateArgs),
+    /// Validate a configuration file and name the bad field.
+    CheckConfig {
+        /// The TOML file (the embedded defaults when omitted).
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Scenario files (TOML). Without one, the embedded `base-20` scenario runs.
+    pub files: Vec<PathBuf>,
+    /// Override the scenario's pacing policy.
+    #[arg(long)]
+    pub policy: Option<Policy>,
+    /// Override the ratio (for `--policy ratio`).
+    #[arg(long)]
+    pub ratio: Option<f64>,
+    /// First seed (default: the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Number of seeds to run, from the first.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// Print one JSON object per seed instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the 15-minute table of the first seed as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write a chart of the first seed's day as SVG.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// Find the best fixed ratio that keeps every seed at or under the target.
+    #[arg(long)]
+    pub sweep_ratio: bool,
+    /// Compare every policy (and the hindsight ratio) on the files; print a Markdown table.
+    #[arg(long)]
+    pub table: bool,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Simulate(args) => simulate(args),
+        Command::CheckConfig { file } => {
+            let cfg = match &file {
+                Some(f) => Config::load(f)?,
+                None => Config::embedded(),
+            };
+            let shown = file.map_or("<embedded>".to_string(), |f| f.display().to_string());
+            println!(
+                "{shown}: ok (campaign default policy {})",
+                cfg.campaign.pacing.policy.name()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load_scenarios(args: &SimulateArgs) -> anyhow::Result<Vec<Scenario>> {
+    let mut out = Vec::new();
+    if args.files.is_empty() {
+        out.push(Scenario::default_scenario());
+    }
+    for f in &args.files {
+        let s = Scenario::load(f)?;
+        s.check_tuning()
+            .map_err(|e| anyhow::anyhow!("{}: [pacing.tuning]: {e}", f.display()))?;
+        out.push(s);
+    }
+    for s in &mut out {
+        if let Some(p) = args.policy {
+            s.pacing.policy = p;
+        }
+        if let Some(r) = args.ratio {
+            s.pacing.ratio = r;
+        }
+        s.campaign_settings()
+            .validate()
+            .context("scenario pacing after overrides")?;
+    }
+    Ok(out)
+}
+
+fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let scenarios = load_scenarios(&args)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.table {
+        let seeds = args.seeds;
+        let mut rows = Vec::new();
+        for sc in &scenarios {
+            let first = args.seed.unwrap_or(sc.seed);
+            eprintln!("comparing policies on {} over {seeds} seeds…", sc.name);
+            rows.push(sweep::compare(sc, first, seeds));
+        }
+        if args.json {
+            for r in &rows {
+                writeln!(out, "{}", serde_json::to_string(r)?)?;
+            }
+        } else {
+            write!(out, "{}", sweep::table(&rows))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    for sc in &scenarios {
+        let first = args.seed.unwrap_or(sc.seed);
+        if args.sweep_ratio {
+            let (tried, best) = sweep::sweep_ratio(sc, first, args.seeds);
+            for t in &tried {
+                writeln!(out, "{}", serde_json::to_string(t)?)?;
+            }
+            match best {
+                Some(b) => writeln!(
+                    out,
+                    "{{\"scenario\":{:?},\"best_ratio\":{},\"utilization_mean\":{:.4},\"abandon_rate_max\":{:.4}}}",
+                    b.scenario,
+                    b.ratio.unwrap_or(0.0),
+                    b.utilization_mean,
+                    b.abandon_rate_max
+                )?,
+                None => writeln!(out, "{{\"scenario\":{:?},\"best_ratio\":null}}", sc.name)?,
+            }
+            continue;
+        }
+        let reports = sim::run_seeds(sc, first, args.seeds);
+        if let Some(path) = &args.csv {
+            std::fs::write(path, reports[0].csv())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some(path) = &args.svg {
+            std::fs::write(path, reports[0].svg())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        for r in &reports {
+            if args.json {
+                writeln!(out, "{}", serde_json::to_string(r)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{} {} seed {}: {} agents, {} dials, {} live answers, {} abandoned ({:.2} %; Ofcom estimate {:.2} %), utilisation {:.1} %, occupancy {:.1} %, agent wait {:.1} s, connect p95 {:.2} s",
+                    r.scenario,
+                    r.policy,
+                    r.seed,
+                    r.agents,
+                    r.dials,
+                    r.live_answers,
+                    r.abandoned,
+                    100.0 * r.abandon_rate,
+                    100.0 * r.abandon_rate_ofcom,
+                    100.0 * r.utilization,
+                    100.0 * r.occupancy,
+                    r.mean_agent_wait_s,
+                    r.connect_delay_p95_s,
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

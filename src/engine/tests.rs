@@ -1,0 +1,470 @@
+//! Deterministic tests of the engine's rules: a driver that feeds inputs at chosen
+//! times and reads the outputs.
+
+use std::time::Duration;
+
+use super::*;
+use crate::campaign::CampaignSettings;
+use crate::ids::LeadId;
+use crate::pacing::{PacingConfig, Policy};
+
+const C: CampaignId = CampaignId(1);
+
+fn t(ms: u64) -> Time {
+    Time::SIM_EPOCH + Duration::from_millis(ms)
+}
+
+struct Harness {
+    e: Engine,
+    out: Vec<Output>,
+}
+
+impl Harness {
+    fn new(settings: CampaignSettings) -> Self {
+        let mut h = Harness {
+            e: Engine::new(EngineConfig::default()),
+            out: Vec::new(),
+        };
+        h.input(
+            0,
+            Input::Campaign(CampaignCommand::Create {
+                campaign: C,
+                settings: Box::new(settings),
+            }),
+        )
+        .expect("valid campaign");
+        h
+    }
+
+    fn progressive() -> Self {
+        Self::new(CampaignSettings {
+            pacing: PacingConfig {
+                policy: Policy::Progressive,
+                ..PacingConfig::default()
+            },
+            ..CampaignSettings::default()
+        })
+    }
+
+    fn input(&mut self, ms: u64, input: Input) -> Result<(), EngineError> {
+        let r = self.e.handle(t(ms), input);
+        while let Some(o) = self.e.poll_output() {
+            if let Output::LeadsWanted { campaign, count } = o {
+                let leads = (0..count as u64)
+                    .map(|i| DialableLead {
+                        id: LeadId(1000 + i),
+                        number: format!("+4420000{i:05}"),
+                    })
+                    .collect();
+                self.e
+                    .handle(
+                        t(ms),
+                        Input::Campaign(CampaignCommand::AddLeads { campaign, leads }),
+                    )
+                    .unwrap();
+            }
+            self.out.push(o);
+        }
+        r
+    }
+
+    /// Tick at every engine deadline up to `ms`.
+    fn run_to(&mut self, ms: u64) {
+        while let Some(d) = self.e.poll_timeout() {
+            if d > t(ms) {
+                break;
+            }
+            self.input(d.as_millis() - Time::SIM_EPOCH.as_millis(), Input::Tick)
+                .unwrap();
+        }
+        self.input(ms, Input::Tick).unwrap();
+    }
+
+    fn take(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn originated(out: &[Output]) -> Vec<CallId> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Originate { call, .. } => Some(*call),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn agent_ready(&mut self, ms: u64, id: u32) {
+        self.input(
+            ms,
+            Input::Agent(AgentCommand::Login {
+                agent: AgentId(id),
+                campaign: C,
+            }),
+        )
+        .unwrap();
+        self.input(ms, Input::Agent(AgentCommand::Ready { agent: AgentId(id) }))
+            .unwrap();
+    }
+
+    fn start(&mut self, ms: u64) {
+        self.input(ms, Input::Campaign(CampaignCommand::Start { campaign: C }))
+            .unwrap();
+    }
+
+    fn answer_human(&mut self, ms: u64, call: CallId) {
+        self.input(
+            ms,
+            Input::Progress {
+                call,
+                progress: Progress::Answered,
+            },
+        )
+        .unwrap();
+        self.input(
+            ms + 1000,
+            Input::Amd {
+                call,
+                verdict: AmdVerdict::Human,
+            },
+        )
+        .unwrap();
+    }
+}
+
+fn cdr(out: &[Output], call: CallId) -> Option<CallRecord> {
+    out.iter().find_map(|o| match o {
+        Output::Persist(Record::Call(r)) if r.call == call => Some(r.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn never_dials_without_an_agent_able_to_take_the_call() {
+    let mut h = Harness::progressive();
+    h.start(0);
+    h.run_to(60_000);
+    assert!(
+        Harness::originated(&h.take()).is_empty(),
+        "no agent logged in"
+    );
+    h.input(
+        61_000,
+        Input::Agent(AgentCommand::Login {
+            agent: AgentId(1),
+            campaign: C,
+        }),
+    )
+    .unwrap();
+    h.run_to(120_000);
+    assert!(
+        Harness::originated(&h.take()).is_empty(),
+        "a paused agent cannot take a call"
+    );
+    h.input(
+        121_000,
+        Input::Agent(AgentCommand::Ready { agent: AgentId(1) }),
+    )
+    .unwrap();
+    assert_eq!(Harness::originated(&h.take()).len(), 1);
+}
+
+#[test]
+fn dialing_is_persisted_before_the_originate() {
+    let mut h = Harness::progressive();
+    h.agent_ready(0, 1);
+    h.start(0);
+    let out = h.take();
+    let persist = out
+        .iter()
+        .position(|o| matches!(o, Output::Persist(Record::Dialing { .. })))
+        .unwrap();
+    let originate = out
+        .iter()
+        .position(|o| matches!(o, Output::Originate { .. }))
+        .unwrap();
+    assert!(persist < originate);
+}
+
+#[test]
+fn a_person_is_bridged_to_the_longest_idle_agent() {
+    let mut h = Harness::progressive();
+    h.agent_ready(0, 1);
+    h.agent_ready(500, 2);
+    h.start(1000);
+    let calls = Harness::originated(&h.take());
+    assert_eq!(calls.len(), 2);
+    h.answer_human(5000, calls[1]);
+    let out = h.take();
+    assert!(
+        out.contains(&Output::Bridge {
+            call: calls[1],
+            agent: AgentId(1)
+        }),
+        "{out:?}"
+    );
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Event(Event::CallOffered {
+            agent: AgentId(1),
+            ..
+        })
+    )));
+}
+
+#[test]
+fn a_person_not_bridged_within_max_wait_is_abandoned_with_the_prompt() {
+    let mut h = Harness::progressive();
+    h.agent_ready(0, 1);
+    h.start(0);
+    let first = Harness::originated(&h.take())[0];
+    // The agent pauses while the call rings: the person will find nobody.
+    h.input(
+        1000,
+        Input::Agent(AgentCommand::Pause { agent: AgentId(1) }),
+    )
+    .unwrap();
+    h.answer_human(5000, first); // verdict at 6000
+    h.run_to(7999);
+    assert!(cdr(&h.out, first).is_none(), "still within the 2 s");
+    h.run_to(8000);
+    let out = h.take();
+    assert!(out.contains(&Output::Hangup {
+        call: first,
+        outcome: Outcome::Abandoned,
+        prompt: Some("abandon".into())
+    }));
+    let r = cdr(&out, first).unwrap();
+    assert!(r.abandoned);
+    assert_eq!(r.amd_at, Some(t(6000)));
+    let s = h.e.stats(C).unwrap();
+    assert_eq!((s.live_answers, s.abandoned), (1, 1));
+}
+
+#[test]
+fn an_agent_freed_within_max_wait_takes_the_waiting_person() {
+    let mut h = Harness::progressive();
+    h.agent_ready(0, 1);
+    h.start(0);
+    let first = Harness::originated(&h.take())[0];
+    h.input(
+        1000,
+        Input::Agent(AgentCommand::Pause { agent: AgentId(1) }),
+    )
+    .unwrap();
+    h.answer_human(5000, first);
+    h.input(
+        7500,
+        Input::Agent(AgentCommand::Ready { agent: AgentId(1) }),
+    )
+    .unwrap();
+    let out = h.take();
+    assert!(out.contains(&Output::Bridge {
+        call: first,
+        agent: AgentId(1)
+    }));
+    h.run_to(20_000);
+    assert_eq!(
+        h.e.stats(C).unwrap().abandoned,
+        0,
+        "the wait timer must not fire after the bridge"
+    );
+}
+
+#[test]
+fn amd_false_positives_are_counted_as_abandons_at_the_known_rate() {
+    let mut h = Harness::new(CampaignSettings {
+        amd_false_positive: 0.02,
+        pacing: PacingConfig {
+            policy: Policy::Progressive,
+            ..PacingConfig::default()
+        },
+        ..CampaignSettings::default()
+    });
+    for a in 1..=10 {
+        h.agent_ready(0, a);
+    }
+    h.start(0);
+    let calls = Harness::originated(&h.take());
+    for (i, call) in calls.iter().enumerate() {
+        h.answer_human(1000 + i as u64, *call);
+    }
+    let s = h.e.stats(C).unwrap();
+    assert_eq!(s.abandoned, 0, "no person waited");
+    // 10 human verdicts at 2 % imply 10 × 0.02 / 0.98 persons hung up on as machines.
+    let fp = 10.0 * 0.02 / 0.98;
+    assert!(
+        (s.abandon_rate - fp / (10.0 + fp)).abs() < 1e-9,
+        "{}",
+        s.abandon_rate
+    );
+}
+
+#[test]
+fn machines_are_hung_up_without_counting_as_live() {
+    let mut h = Harness::progressive();
+    h.agent_ready(0, 1);
+    h.start(0);
+    let call = Harness::originated(&h.take())[0];
+    h.input(
+        4000,
+        Input::Progress {
+            call,
+            progress: Progress::Answered,
+        },
+    )
+    .unwrap();
+    h.input(
+        7000,
+        Input::Amd {
+            call,
+            verdict: AmdVerdict::Machine,
+        },
+    )
+    .unwrap();
+    let out = h.take();
+    assert!(out.contains(&Output::Hangup {
+        call,
+        outcome: Outcome::Machine,
+        prompt: None
+    }));
+    assert_eq!(cdr(&out, call).unwrap().outcome, Outcome::Machine);
+    let s = h.e.stats(C).unwrap();
+    assert_eq!((s.live_answers, s.machines), (0, 1));
+    // The agent is still ready, so a new call goes out at once.
+    assert_eq!(Harness::originated(&out).len(), 1);
+}
+
+#[test]
+fn no_verdict_in_time_is_treated_as_a_person() {
+    let mut h = Harness::progressive();
+    h.agent_ready(0, 1);
+    h.start(0);
+    let call = Harness::originated(&h.take())[0];
+    h.input(
+        4000,
+        Input::Progress {
+            call,
+            progress: Progress::Answered,
+        },
+    )
+    .unwrap();
+    h.run_to(4000 + 5000);
+    assert!(h.take().contains(&Output::Bridge {
+        call,
+        agent: AgentId(1)
+    }));
+}
+
+#[test]
+fn unanswered_calls_ring_the_full_timeout_and_are_canceled() {
+    let mut h = Harness::progressive();
+    h.agent_ready(0, 1);
+    h.start(0);
+    let call = Harness::originated(&h.take())[0];
+    h.input(
+        500,
+        Input::Progress {
+            call,
+            progress: Progress::Ringing,
+        },
+    )
+    .unwrap();
+    h.run_to(24_999);
+    assert!(cdr(&h.out, call).is_none());
+    h.run_to(25_000);
+    let out = h.take();
+    assert!(out.contains(&Output::Hangup {
+        call,
+        outcome: Outcome::NoAnswer,
+        prompt: None
+    }));
+    let r = cdr(&out, call).unwrap();
+    assert_eq!((r.outcome, r.ringing_at), (Outcome::NoAnswer, Some(t(500))));
+    // A late 200 OK for the canceled call is refused: the SIP layer BYEs it.
+    assert_eq!(
+        h.input(
+            25_100,
+            Input::Progress {
+                call,
+                progress: Progress::Answered
+            }
+        ),
+        Err(EngineError::UnknownCall { call })
+    );
+}
+
+#[test]
+fn busy_and_failures_end_the_call_with_their_outcome() {
+    let mut h = Harness::progressive();
+    h.agent_ready(0, 1);
+    h.start(0);
+    let call = Harness::originated(&h.take())[0];
+    let progress = Progress::Failed {
+        outcome: Outcome::Busy,
+        sip_status: Some(486),
+    };
+    h.input(3000, Input::Progress { call, progress }).unwrap();
+    let out = h.take();
+    let r = cdr(&out, call).unwrap();
+    assert_eq!((r.outcome, r.sip_status), (Outcome::Busy, Some(486)));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Hangup { .. })),
+        "nothing to hang up"
+    );
+}
+
+#[test]
+fn talk_then_wrap_then_disposition() {
+    let mut h = Harness::progressive();
+    h.agent_ready(0, 1);
+    h.start(0);
+    let call = Harness::originated(&h.take())[0];
+    h.answer_human(4000, call);
+    h.input(65_000, Input::Hangup { call }).unwrap();
+    let out = h.take();
+    assert_eq!(cdr(&out, call).unwrap().outcome, Outcome::Connected);
+    assert!(
+        Harness::originated(&out).is_empty(),
+        "the agent is in wrap-up"
+    );
+    assert!(matches!(
+        h.e.agents().get(AgentId(1)).unwrap().state,
+        crate::agents::AgentState::WrapUp { .. }
+    ));
+    let d = AgentCommand::Disposition {
+        agent: AgentId(1),
+        code: "sale".into(),
+        then_ready: true,
+    };
+    h.input(80_000, Input::Agent(d)).unwrap();
+    let out = h.take();
+    assert!(
+        out.iter().any(
+            |o| matches!(o, Output::Persist(Record::Disposition { code, .. }) if code == "sale")
+        )
+    );
+    assert_eq!(Harness::originated(&out).len(), 1, "ready again: next call");
+    let again = AgentCommand::Disposition {
+        agent: AgentId(1),
+        code: "x".into(),
+        then_ready: true,
+    };
+    assert!(matches!(
+        h.input(81_000, Input::Agent(again)),
+        Err(EngineError::NoCallToDisposition { .. })
+    ));
+}
+
+#[test]
+fn the_engine_is_deterministic() {
+    let run = || {
+        let mut h = Harness::new(CampaignSettings::default());
+        for a in 1..=5 {
+            h.agent_ready(0, a);
+        }
+        h.start(0);
+        h.run_to(120_000);
+        h.take()
+    };
+    assert_eq!(run(), run());
+}
