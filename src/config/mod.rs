@@ -49,7 +49,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             decision_interval_ms: 1000,
-            decision_gap_ms: 100,
+            decision_gap_ms: 500,
             lead_buffer: 200,
             max_calls: 5000,
             stats_interval_s: 10,

@@ -175,7 +175,7 @@ impl Engine {
         Some(CampaignStats {
             at: now,
             abandon_rate: a.rate,
-            abandon_upper: a.upper,
+            abandon_upper: c.ledger.upper(now),
             in_flight: c.in_flight,
             waiting: c.waiting.len(),
             connected: c.connected,

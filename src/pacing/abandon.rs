@@ -35,10 +35,10 @@ pub struct AbandonStatus {
     pub estimated_fp: f64,
     /// abandons / lives (0 when there are no lives).
     pub rate: f64,
-    /// One-sided Clopper–Pearson upper bound of the rate at the ledger's confidence.
-    pub upper: f64,
     /// Live answers in the last hour.
     pub lives_last_hour: f64,
+    /// Seconds of history behind `lives_last_hour` (under 3600 early in the window).
+    pub history_s: f64,
     /// Share of live answers the AMD is estimated to hang up on.
     pub fp_share: f64,
 }
@@ -140,12 +140,27 @@ impl AbandonLedger {
             abandons,
             estimated_fp: self.sum.estimated_fp.max(0.0),
             rate: if lives > 0.0 { abandons / lives } else { 0.0 },
-            upper: clopper_pearson_upper(abandons, lives, self.confidence),
             lives_last_hour: self.lives_since(now),
+            history_s: self.history_s(now),
             fp_share: self.amd_false_positive,
         };
         self.cached = Some(status);
         status
+    }
+
+    /// Seconds from the first recorded bucket to now, at most an hour.
+    fn history_s(&self, now: Time) -> f64 {
+        match self.buckets.front() {
+            Some((first, _)) => now.secs_since(Time(first * self.width_ms)).min(3600.0),
+            None => 0.0,
+        }
+    }
+
+    /// One-sided Clopper–Pearson upper bound of the window's rate at the ledger's
+    /// confidence (computed on demand: it costs a beta-function inversion).
+    pub fn upper(&mut self, now: Time) -> f64 {
+        let s = self.status(now);
+        clopper_pearson_upper(s.abandons, s.lives, self.confidence)
     }
 
     fn lives_since(&self, now: Time) -> f64 {
@@ -196,7 +211,7 @@ mod tests {
         assert!((s.lives - 100.0).abs() < 1e-9);
         assert!((s.abandons - 3.0).abs() < 1e-9);
         assert!((s.rate - 0.03).abs() < 1e-9);
-        assert!(s.upper > s.rate);
+        assert!(l.upper(t) > s.rate);
     }
 
     #[test]

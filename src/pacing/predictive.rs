@@ -4,8 +4,8 @@
 //! ## The model
 //!
 //! A call placed now needs an agent at `X = ring time + AMD delay` if a person answers
-//! (probability `p`). At a horizon `τ` (three values: quartiles of X for answered
-//! calls) the policy estimates
+//! (probability `p`). At a horizon `τ` (five quantiles of X for answered calls) the
+//! policy estimates
 //!
 //! - **supply** `S(τ)`: ready agents, plus each busy agent with the probability that
 //!   they are free by `τ + max_wait` given how long they have been talking or in
@@ -22,14 +22,19 @@
 //! ## The abandon controller
 //!
 //! `β` spends the campaign's allowance: over the lives expected in the look-ahead
-//! (`lookahead_s` at the current live-answer rate), it is the largest per-person abandon
-//! probability that keeps the upper confidence bound (normal approximation at
-//! `confidence`) of the window's abandon rate at or under the target, after the AMD
-//! false positives the Ofcom estimate will add. Early in the window, or after a bad
-//! spell, `β` is small and the policy dials close to progressively; as evidence
-//! accumulates under target, it dials harder. A calibration factor (observed
-//! abandons ÷ the abandons the model predicted for the calls it placed) corrects the
-//! model's optimism or pessimism.
+//! (`lookahead_s` at the current live-answer rate, a shift by default), it is the
+//! largest per-person abandon probability that keeps the upper confidence bound
+//! (normal approximation at `confidence`) of the window's abandon rate at or under
+//! the target, after the AMD false positives the Ofcom estimate will add. The bound's
+//! variance counts what is really uncertain: the number of persons the AMD hung up on
+//! (binomial at the known false-positive rate, past and future) and the abandons of
+//! the persons still to come; past queue abandons are known exactly. After a bad spell `β` shrinks and the
+//! policy dials close to progressively; as evidence accumulates under target, it
+//! dials harder. Capping the *marginal* call's risk at `β` would leave the *average*
+//! risk (what the abandon rate measures) well under it, and the normal approximation
+//! has its own bias, so the threshold is `β × gain`, where `gain` is steered by
+//! stochastic approximation until the realised share of persons abandoned in the
+//! queue equals `β`.
 //!
 //! All estimators fade with an effective memory of `memory` samples; when the answer
 //! rate drifts (a fast and a slow estimate disagree), memory is cut to a fifth until
@@ -43,9 +48,28 @@ use super::{BusyPhase, FlightPhase, Observation, Pacer, PacingConfig, Policy, Vi
 use crate::time::Time;
 
 /// Horizon quantiles of the time from dial to "needs an agent".
-const HORIZON_QUANTILES: [f64; 3] = [0.25, 0.5, 0.75];
+const HORIZON_QUANTILES: [f64; H] = [0.1, 0.3, 0.5, 0.7, 0.9];
+const H: usize = 5;
+/// A person waits this long for an agent before being abandoned (the tables assume
+/// the usual 2 s).
+const GRACE_S: f64 = 2.0;
+/// Table resolutions (seconds per row) and lengths.
+const RING_BIN: f64 = 0.25;
+const RING_ROWS: usize = 360;
+const AMD_BIN: f64 = 0.1;
+const AMD_ROWS: usize = 100;
+const TALK_BIN: f64 = 2.0;
+const TALK_ROWS: usize = 900;
+const WRAP_BIN: f64 = 0.5;
+const WRAP_ROWS: usize = 600;
+/// How often the tables are rebuilt from the estimators, in engine seconds.
+const TABLE_REFRESH_S: u64 = 30;
 /// The smallest per-person risk the controller allows beyond the progressive floor.
 const BETA_FLOOR: f64 = 0.0;
+/// Learning rate of the gain: one abandon divides it by e^0.15.
+const GAIN_RATE: f64 = 0.15;
+const GAIN_MIN: f64 = 0.25;
+const GAIN_MAX: f64 = 40.0;
 
 #[derive(Debug)]
 pub struct Predictive {
@@ -65,22 +89,52 @@ pub struct Predictive {
     drift: DriftWatch,
     drifting: bool,
     dials: u64,
-    /// Abandons the model expected for the calls it placed, and those observed
-    /// (faded alike), to calibrate the risk.
-    predicted_abandons: f64,
-    observed_abandons: f64,
-    calib_lambda: f64,
+    /// Multiplier on β for the marginal call's risk, steered so that the realised
+    /// share of persons abandoned in the queue matches β (the marginal risk is
+    /// higher than the average one, which is what the abandon rate measures).
+    gain: f64,
+    /// The β in force when the last live answer came.
+    beta_now: f64,
     normal: Normal,
-    /// Per-horizon scratch.
-    horizons: Vec<Horizon>,
+    /// Demand and supply at each horizon, for the decision being made.
+    horizons: [Horizon; H],
+    /// Per-horizon probabilities by elapsed time, rebuilt every `TABLE_REFRESH_S`.
+    tables: Tables,
+    tables_due: Option<Time>,
     level: f64,
     /// Last allowance, for inspection.
     last_beta: f64,
 }
 
+/// Per-horizon probabilities by elapsed time.
+#[derive(Debug)]
+struct Tables {
+    tau: [f64; H],
+    p_new: [f64; H],
+    /// P(a call ringing for e seconds needs an agent by each horizon).
+    ring: Vec<[f64; H]>,
+    /// P(a call in AMD for e seconds needs an agent by each horizon).
+    amd: Vec<[f64; H]>,
+    /// P(an agent talking / in wrap-up for e seconds is free by each horizon + grace).
+    talk: Vec<[f64; H]>,
+    wrap: Vec<[f64; H]>,
+}
+
+impl Tables {
+    fn new() -> Self {
+        Tables {
+            tau: [0.0; H],
+            p_new: [0.0; H],
+            ring: vec![[0.0; H]; RING_ROWS],
+            amd: vec![[0.0; H]; AMD_ROWS],
+            talk: vec![[0.0; H]; TALK_ROWS],
+            wrap: vec![[0.0; H]; WRAP_ROWS],
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Horizon {
-    tau: f64,
     /// Mean and variance of demand minus supply, without new calls.
     mean: f64,
     var: f64,
@@ -106,11 +160,12 @@ impl Predictive {
             drift: DriftWatch::new(memory / 10.0, memory),
             drifting: false,
             dials: 0,
-            predicted_abandons: 0.0,
-            observed_abandons: 0.0,
-            calib_lambda: 1.0 - 1.0 / 400.0,
+            gain: 1.0,
+            beta_now: 0.0,
             normal,
-            horizons: Vec::with_capacity(HORIZON_QUANTILES.len()),
+            horizons: [Horizon::default(); H],
+            tables: Tables::new(),
+            tables_due: None,
             level: 1.0,
             last_beta: 0.0,
         }
@@ -134,35 +189,34 @@ impl Predictive {
     fn beta(&self, view: &View<'_>) -> f64 {
         let a = view.abandon;
         let alpha = self.target;
-        let n = (a.lives_last_hour * self.lookahead_s / 3600.0).max(100.0);
+        // Lives to plan over: the live-answer rate of the last hour (or of the history
+        // there is), and at least ten an hour per working agent.
+        let hours = (a.history_s / 3600.0).clamp(0.1, 1.0);
+        let floor = 10.0 * view.agents.active() as f64;
+        let n = (a.lives_last_hour / hours).max(floor) * self.lookahead_s / 3600.0;
         let total = a.lives + n;
-        let margin = self.z * (alpha * (1.0 - alpha) * total).sqrt();
+        // What is uncertain: how many persons the AMD really hung up on (past and
+        // future), and how many future persons will be abandoned. Past queue
+        // abandons are known exactly.
+        let fp = a.fp_share;
+        let q = (alpha - fp).max(0.001);
+        let var = fp * (1.0 - fp) * total + q * (1.0 - q) * n;
+        let margin = self.z * var.sqrt();
         let allowed = (alpha * total - margin - a.abandons) / n;
-        let calibration = (self.observed_abandons + 2.0) / (self.predicted_abandons + 2.0);
-        ((allowed - a.fp_share) / calibration.clamp(0.5, 4.0)).clamp(BETA_FLOOR, alpha)
+        (allowed - fp).clamp(BETA_FLOOR, alpha)
     }
 
-    /// P(a talking or wrapping agent is free within `h` seconds).
-    fn p_free(&self, phase: BusyPhase, elapsed: f64, h: f64, wrap_mean: f64) -> f64 {
-        let (hist, shift) = match phase {
-            BusyPhase::Talking => (&self.talk, wrap_mean),
-            BusyPhase::WrapUp => (&self.wrap, 0.0),
-        };
-        let total = hist.total_fresh();
-        let below = hist.mass_below_fresh(elapsed);
-        let left = total - below;
-        if left <= total * 1e-6 {
-            // Longer than anything seen: assume the median remaining time of the tail.
-            return 0.5 * (h / (h + elapsed.max(1.0))).min(1.0);
+    /// Steer `gain` by stochastic approximation: each live answer raises it by β,
+    /// each queue abandon lowers it by 1, so it settles where the realised abandon
+    /// share equals β. Frozen while there is no allowance to spend.
+    fn steer(&mut self, step: f64) {
+        if self.beta_now > 0.0 {
+            self.gain = (self.gain * (GAIN_RATE * step).exp()).clamp(GAIN_MIN, GAIN_MAX);
         }
-        let end = elapsed + h - shift;
-        if end <= elapsed {
-            return 0.0;
-        }
-        ((hist.mass_below_fresh(end) - below) / left).clamp(0.0, 1.0)
     }
 
-    fn compute_horizons(&mut self, view: &View<'_>) {
+    /// Rebuild the per-horizon probability tables from the estimators.
+    fn rebuild_tables(&mut self) {
         self.ring.refresh();
         self.amd.refresh();
         self.talk.refresh();
@@ -173,68 +227,102 @@ impl Predictive {
         let ring_total = self.ring.total_fresh();
         let answered_total = self.ring.marked_total_fresh();
         let amd_total = self.amd.total_fresh();
-        let grace = 2.0;
-
-        self.horizons.clear();
-        for q in HORIZON_QUANTILES {
-            let tau = quantile_marked(&self.ring, answered_total, q) + amd_mean;
-            self.horizons.push(Horizon {
-                tau,
-                ..Horizon::default()
-            });
-        }
-        let mut horizons = std::mem::take(&mut self.horizons);
-        for hz in &mut horizons {
-            let tau = hz.tau;
-            let (mut mean, mut var) = (view.waiting as f64 - view.agents.ready as f64, 0.0);
-            for b in view.busy {
-                let p = self.p_free(
-                    b.phase,
-                    view.now.secs_since(b.since),
-                    tau + grace,
-                    wrap_mean,
-                );
-                mean -= p;
-                var += p * (1.0 - p);
-            }
-            for c in view.calls {
-                let e = view.now.secs_since(c.since);
-                let q = match c.phase {
-                    FlightPhase::Ringing => {
-                        let left = ring_total - self.ring.mass_below_fresh(e);
-                        if left <= 0.0 {
-                            0.0
-                        } else {
-                            let reach = e + (tau - amd_mean).max(0.0);
-                            h * (self.ring.marked_below_fresh(reach)
-                                - self.ring.marked_below_fresh(e))
-                                / left
-                        }
-                    }
-                    FlightPhase::Detecting => {
-                        let left = amd_total - self.amd.mass_below_fresh(e);
-                        if left <= 0.0 {
-                            h
-                        } else {
-                            h * (self.amd.mass_below_fresh(e + tau) - self.amd.mass_below_fresh(e))
-                                / left
-                        }
-                    }
-                };
-                let q = q.clamp(0.0, 1.0);
-                mean += q;
-                var += q * (1.0 - q);
-            }
-            let reach = (tau - amd_mean).max(0.0);
-            hz.p_new = if ring_total > 0.0 {
+        let t = &mut self.tables;
+        for (j, q) in HORIZON_QUANTILES.iter().enumerate() {
+            t.tau[j] = quantile_marked(&self.ring, answered_total, *q) + amd_mean;
+            let reach = (t.tau[j] - amd_mean).max(0.0);
+            t.p_new[j] = if ring_total > 0.0 {
                 (h * self.ring.marked_below_fresh(reach) / ring_total).clamp(0.0, 1.0)
             } else {
                 0.0
             };
-            hz.mean = mean;
-            hz.var = var;
         }
-        self.horizons = horizons;
+        for (b, row) in t.ring.iter_mut().enumerate() {
+            let e = b as f64 * RING_BIN;
+            let left = ring_total - self.ring.mass_below_fresh(e);
+            let at = self.ring.marked_below_fresh(e);
+            for (v, tau) in row.iter_mut().zip(t.tau) {
+                let reach = e + (tau - amd_mean).max(0.0);
+                *v = if left <= 0.0 {
+                    0.0
+                } else {
+                    (h * (self.ring.marked_below_fresh(reach) - at) / left).clamp(0.0, 1.0)
+                };
+            }
+        }
+        for (b, row) in t.amd.iter_mut().enumerate() {
+            let e = b as f64 * AMD_BIN;
+            let left = amd_total - self.amd.mass_below_fresh(e);
+            let at = self.amd.mass_below_fresh(e);
+            for (v, tau) in row.iter_mut().zip(t.tau) {
+                *v = if left <= 0.0 {
+                    h
+                } else {
+                    (h * (self.amd.mass_below_fresh(e + tau) - at) / left).clamp(0.0, 1.0)
+                };
+            }
+        }
+        // A talking agent is free once talk and then wrap-up are over.
+        for (hist, shift, table, width) in [
+            (&self.talk, wrap_mean, &mut t.talk, TALK_BIN),
+            (&self.wrap, 0.0, &mut t.wrap, WRAP_BIN),
+        ] {
+            let total = hist.total_fresh();
+            for (b, row) in table.iter_mut().enumerate() {
+                let e = b as f64 * width;
+                let below = hist.mass_below_fresh(e);
+                let left = total - below;
+                for (v, tau) in row.iter_mut().zip(t.tau) {
+                    let h = tau + GRACE_S;
+                    *v = if left <= total * 1e-6 {
+                        // Longer than anything seen: a heavy tail, assume it lasts as long again.
+                        0.5 * (h / (h + e.max(1.0))).min(1.0)
+                    } else if h <= shift {
+                        0.0
+                    } else {
+                        ((hist.mass_below_fresh(e + h - shift) - below) / left).clamp(0.0, 1.0)
+                    };
+                }
+            }
+        }
+    }
+
+    /// Mean and variance of demand minus supply at each horizon, without new calls.
+    fn compute_horizons(&mut self, view: &View<'_>) {
+        if self.tables_due.is_none_or(|d| d <= view.now) {
+            self.rebuild_tables();
+            self.tables_due = Some(view.now + std::time::Duration::from_secs(TABLE_REFRESH_S));
+        }
+        let t = &self.tables;
+        let mut mean = [view.waiting as f64 - view.agents.ready as f64; H];
+        let mut var = [0.0; H];
+        let mut add = |row: &[f64; H], sign: f64| {
+            for j in 0..H {
+                mean[j] += sign * row[j];
+                var[j] += row[j] * (1.0 - row[j]);
+            }
+        };
+        for b in view.busy {
+            let e = view.now.secs_since(b.since);
+            match b.phase {
+                BusyPhase::Talking => add(lookup(&t.talk, e, TALK_BIN), -1.0),
+                BusyPhase::WrapUp => add(lookup(&t.wrap, e, WRAP_BIN), -1.0),
+            }
+        }
+        for c in view.calls {
+            let e = view.now.secs_since(c.since);
+            match c.phase {
+                FlightPhase::Ringing => add(lookup(&t.ring, e, RING_BIN), 1.0),
+                FlightPhase::Detecting => add(lookup(&t.amd, e, AMD_BIN), 1.0),
+            }
+        }
+        for j in 0..H {
+            self.horizons[j] = Horizon {
+                mean: mean[j],
+                var: var[j],
+                p_new: t.p_new[j],
+            };
+        }
     }
 
     /// Chance that the person of the `k`-th new call (k ≥ 1) finds no agent.
@@ -250,18 +338,14 @@ impl Predictive {
                 self.normal.cdf((mean + 0.5) / var.sqrt())
             };
         }
-        sum / self.horizons.len() as f64
+        sum / H as f64
     }
+}
 
-    /// P(a new dial ends up with an agent).
-    fn p_person(&self) -> f64 {
-        let total = self.ring.total_fresh();
-        if total > 0.0 {
-            self.to_agent.rate() * self.ring.marked_total_fresh() / total
-        } else {
-            0.0
-        }
-    }
+/// The table row for elapsed time `e` (the last row beyond the table).
+fn lookup<const N: usize>(table: &[[f64; N]], e: f64, width: f64) -> &[f64; N] {
+    let i = ((e / width) as usize).min(table.len() - 1);
+    &table[i]
 }
 
 /// The `q` quantile of the marked samples of `hist` (refreshed).
@@ -311,12 +395,15 @@ impl Pacer for Predictive {
             Observation::AmdDecided { amd_s, to_agent } => {
                 self.amd.add(amd_s);
                 self.to_agent.add(to_agent);
+                if to_agent {
+                    self.steer(self.beta_now);
+                }
             }
             Observation::TalkEnded { talk_s } => self.talk.add(talk_s),
             Observation::WrapEnded { wrap_s } => self.wrap.add(wrap_s),
-            Observation::Abandoned => {
-                self.observed_abandons += 1.0;
-            }
+            // The live answer already raised the gain by β: lowering it by 1 nets the
+            // abandoned person's -(1 - β).
+            Observation::Abandoned => self.steer(-1.0),
         }
     }
 
@@ -331,22 +418,14 @@ impl Pacer for Predictive {
         self.compute_horizons(view);
         let beta = self.beta(view);
         self.last_beta = beta;
-        let p_person = self.p_person();
+        self.beta_now = beta;
+        let threshold = (beta * self.gain).min(0.5);
         let mut placed = 0;
-        let mut expected = 0.0;
         while placed < room {
-            let r = self.risk(placed + 1);
-            if placed >= floor && r > beta {
+            if placed >= floor && self.risk(placed + 1) > threshold {
                 break;
             }
-            expected += r * p_person;
             placed += 1;
-        }
-        // Fade the calibration counts per decision that placed calls.
-        if placed > 0 {
-            let k = self.calib_lambda.powi(placed as i32);
-            self.predicted_abandons = self.predicted_abandons * k + expected;
-            self.observed_abandons *= k;
         }
         self.level = (view.in_flight + placed) as f64 / active;
         placed
@@ -404,6 +483,7 @@ mod tests {
             lives,
             abandons,
             lives_last_hour: 1000.0,
+            history_s: 3600.0,
             ..AbandonStatus::default()
         }
     }
