@@ -49,6 +49,68 @@ pub struct CampaignSettings {
     pub abandon_window_h: f64,
     /// Prompt played to an abandoned person before hang-up.
     pub abandon_prompt: Option<String>,
+    /// Hours of the day the campaign may dial, on the campaign's clock
+    /// (`pacing.utc_offset_min`).
+    pub calling_window: CallingWindow,
+}
+
+/// Daily calling hours, `start` inclusive to `end` exclusive, as HHMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallingWindow {
+    pub start_hhmm: u32,
+    pub end_hhmm: u32,
+}
+
+impl Default for CallingWindow {
+    fn default() -> Self {
+        CallingWindow {
+            start_hhmm: 800,
+            end_hhmm: 2100,
+        }
+    }
+}
+
+impl CallingWindow {
+    fn minutes(hhmm: u32) -> u32 {
+        hhmm / 100 * 60 + hhmm % 100
+    }
+
+    /// Seconds left in today's window at minute-of-day `minute` (with `second` of
+    /// that minute), or `None` when outside the window.
+    pub fn left_s(&self, now: crate::time::Time, utc_offset_min: i32) -> Option<f64> {
+        let minute = now.minute_of_day(utc_offset_min);
+        let (start, end) = (Self::minutes(self.start_hhmm), Self::minutes(self.end_hhmm));
+        if minute < start || minute >= end {
+            return None;
+        }
+        let into_minute = (now.as_millis() % 60_000) as f64 / 1000.0;
+        Some(f64::from(end - minute) * 60.0 - into_minute)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (field, v) in [
+            ("calling_window.start_hhmm", self.start_hhmm),
+            ("calling_window.end_hhmm", self.end_hhmm),
+        ] {
+            if v > 2400 || v % 100 >= 60 {
+                return Err(ConfigError::Invalid {
+                    field,
+                    why: format!("{v} is not an HHMM time"),
+                });
+            }
+        }
+        if self.start_hhmm >= self.end_hhmm {
+            return Err(ConfigError::Invalid {
+                field: "calling_window",
+                why: format!(
+                    "start {} is not before end {}",
+                    self.start_hhmm, self.end_hhmm
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Default for CampaignSettings {
@@ -64,6 +126,7 @@ impl Default for CampaignSettings {
             amd_false_positive: 0.02,
             abandon_window_h: 24.0,
             abandon_prompt: Some("abandon".into()),
+            calling_window: CallingWindow::default(),
         }
     }
 }
@@ -114,6 +177,7 @@ impl CampaignSettings {
                 format!("{} is outside 1..=744", self.abandon_window_h),
             );
         }
+        self.calling_window.validate()?;
         self.pacing.validate()
     }
 
@@ -167,6 +231,36 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("caller_id")
+        );
+    }
+
+    #[test]
+    fn calling_window_counts_down_and_closes() {
+        use crate::time::Time;
+        use std::time::Duration;
+        let w = CallingWindow {
+            start_hhmm: 900,
+            end_hhmm: 1700,
+        };
+        let at = |h: u64, m: u64| Time::SIM_EPOCH + Duration::from_secs(h * 3600 + m * 60);
+        assert_eq!(w.left_s(at(8, 59), 0), None);
+        assert_eq!(w.left_s(at(9, 0), 0), Some(8.0 * 3600.0));
+        assert_eq!(w.left_s(at(16, 59), 0), Some(60.0));
+        assert_eq!(w.left_s(at(17, 0), 0), None);
+        // An hour east of UTC, 16:00 UTC is 17:00 local: closed.
+        assert_eq!(w.left_s(at(16, 0), 60), None);
+        let bad = CampaignSettings {
+            calling_window: CallingWindow {
+                start_hhmm: 1700,
+                end_hhmm: 900,
+            },
+            ..CampaignSettings::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("calling_window")
         );
     }
 

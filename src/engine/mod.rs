@@ -499,15 +499,15 @@ impl Engine {
             CallState::Bridged { agent } => {
                 let talk_s = now.secs_since(call.bridged_at.unwrap_or(now));
                 let (campaign, lead) = (call.campaign, call.lead);
+                let after_amd = call.amd_verdict.is_some();
                 self.finish(id, Outcome::Connected, None);
-                self.wrapping.insert(
-                    agent,
-                    Wrap {
-                        campaign,
-                        lead,
-                        since: now,
-                    },
-                );
+                let wrap = Wrap {
+                    campaign,
+                    lead,
+                    since: now,
+                    after_amd,
+                };
+                self.wrapping.insert(agent, wrap);
                 self.observe(campaign, Observation::TalkEnded { talk_s });
                 if let Some(c) = self.campaigns.get_mut(&campaign) {
                     c.connected -= 1;
@@ -611,7 +611,15 @@ impl Engine {
                 else {
                     return Err(EngineError::NoCallToDisposition { agent });
                 };
-                let lead = wrap.lead;
+                let (lead, after_amd, campaign) = (wrap.lead, wrap.after_amd, wrap.campaign);
+                if code == MACHINE_DISPOSITION {
+                    // The agent found a machine that AMD let through: not a live answer.
+                    if let Some(c) = self.campaigns.get_mut(&campaign) {
+                        c.ledger.retract_live(now, after_amd);
+                        c.stats.live_answers = c.stats.live_answers.saturating_sub(1);
+                        c.stats.machines += 1;
+                    }
+                }
                 self.emit(Output::Persist(Record::Disposition {
                     call,
                     lead,
@@ -821,6 +829,13 @@ impl Engine {
         if counts.active() == 0 {
             return; // Never dial without an agent able to take the call.
         }
+        let window_left_s = c
+            .settings
+            .calling_window
+            .left_s(now, c.settings.pacing.utc_offset_min);
+        if window_left_s.is_none() {
+            return; // Outside the calling window.
+        }
         let lines =
             (c.settings.pacing.max_lines_per_agent * counts.active() as f64).floor() as usize;
         let trunk_room = self.cfg.max_calls.saturating_sub(self.total_in_flight);
@@ -854,6 +869,7 @@ impl Engine {
             connected: c.connected,
             abandon: c.ledger.status(now),
             max_in_flight: lines.min(c.in_flight + trunk_room),
+            window_left_s,
         };
         let wanted = c.pacer.decide(&view);
         let n = wanted.min(c.leads.len());
@@ -904,11 +920,17 @@ impl Engine {
     }
 }
 
+/// The disposition an agent gives a call that an answering machine took: the call is
+/// taken back out of the live answers.
+pub const MACHINE_DISPOSITION: &str = "machine";
+
 /// An agent in wrap-up: which lead it is wrapping, since when.
 struct Wrap {
     campaign: CampaignId,
     lead: crate::ids::LeadId,
     since: Time,
+    /// The call reached the agent on an AMD verdict.
+    after_amd: bool,
 }
 
 #[allow(dead_code)]

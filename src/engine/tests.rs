@@ -10,8 +10,13 @@ use crate::pacing::{PacingConfig, Policy};
 
 const C: CampaignId = CampaignId(1);
 
+/// 09:00 on a weekday: inside the default calling window.
+fn base() -> Time {
+    Time::SIM_EPOCH + Duration::from_secs(9 * 3600)
+}
+
 fn t(ms: u64) -> Time {
-    Time::SIM_EPOCH + Duration::from_millis(ms)
+    base() + Duration::from_millis(ms)
 }
 
 struct Harness {
@@ -74,7 +79,7 @@ impl Harness {
             if d > t(ms) {
                 break;
             }
-            self.input(d.as_millis() - Time::SIM_EPOCH.as_millis(), Input::Tick)
+            self.input(d.as_millis() - base().as_millis(), Input::Tick)
                 .unwrap();
         }
         self.input(ms, Input::Tick).unwrap();
@@ -166,6 +171,30 @@ fn never_dials_without_an_agent_able_to_take_the_call() {
     )
     .unwrap();
     assert_eq!(Harness::originated(&h.take()).len(), 1);
+}
+
+#[test]
+fn never_dials_outside_the_calling_window() {
+    let mut h = Harness::new(CampaignSettings {
+        calling_window: crate::campaign::CallingWindow {
+            start_hhmm: 1000,
+            end_hhmm: 1700,
+        },
+        pacing: PacingConfig {
+            policy: Policy::Progressive,
+            ..PacingConfig::default()
+        },
+        ..CampaignSettings::default()
+    });
+    h.agent_ready(0, 1);
+    h.start(0);
+    h.run_to(3_599_000);
+    assert!(
+        Harness::originated(&h.take()).is_empty(),
+        "09:59 is before the window"
+    );
+    h.run_to(3_601_000);
+    assert_eq!(Harness::originated(&h.take()).len(), 1, "10:00 opens it");
 }
 
 #[test]
@@ -453,6 +482,26 @@ fn talk_then_wrap_then_disposition() {
         h.input(81_000, Input::Agent(again)),
         Err(EngineError::NoCallToDisposition { .. })
     ));
+}
+
+#[test]
+fn a_machine_disposition_takes_the_call_out_of_the_live_answers() {
+    let mut h = Harness::progressive();
+    h.agent_ready(0, 1);
+    h.start(0);
+    let call = Harness::originated(&h.take())[0];
+    h.answer_human(4000, call);
+    assert_eq!(h.e.stats(C).unwrap().live_answers, 1);
+    h.input(12_000, Input::Hangup { call }).unwrap();
+    let d = AgentCommand::Disposition {
+        agent: AgentId(1),
+        code: MACHINE_DISPOSITION.into(),
+        then_ready: true,
+    };
+    h.input(13_000, Input::Agent(d)).unwrap();
+    let s = h.e.stats(C).unwrap();
+    assert_eq!((s.live_answers, s.machines), (0, 1));
+    assert_eq!(s.abandon_rate, 0.0);
 }
 
 #[test]

@@ -118,6 +118,24 @@ impl AbandonLedger {
         self.sum.estimated_fp += fp;
     }
 
+    /// A call counted as a live answer turned out to be a machine (the agent said
+    /// so): take it, and the false positives its verdict implied, back out.
+    pub fn retract_live(&mut self, now: Time, after_amd: bool) {
+        let fp = if after_amd {
+            let f = self.amd_false_positive;
+            f / (1.0 - f)
+        } else {
+            0.0
+        };
+        let b = self.bucket(now);
+        b.lives -= 1.0 + fp;
+        b.abandons -= fp;
+        b.estimated_fp -= fp;
+        self.sum.lives -= 1.0 + fp;
+        self.sum.abandons -= fp;
+        self.sum.estimated_fp -= fp;
+    }
+
     /// A live answer was abandoned (not connected to an agent in time).
     pub fn record_abandon(&mut self, now: Time) {
         self.bucket(now).abandons += 1.0;
@@ -212,6 +230,19 @@ mod tests {
         assert!((s.abandons - 3.0).abs() < 1e-9);
         assert!((s.rate - 0.03).abs() < 1e-9);
         assert!(l.upper(t) > s.rate);
+    }
+
+    #[test]
+    fn a_machine_found_by_the_agent_is_taken_back() {
+        let mut l = AbandonLedger::new(DAY, 0.95, 0.02);
+        let t = Time::SIM_EPOCH;
+        for _ in 0..99 {
+            l.record_live(t, true);
+        }
+        l.retract_live(t, true);
+        let s = l.status(t);
+        assert!((s.lives - 100.0).abs() < 1e-9, "{}", s.lives);
+        assert!((s.estimated_fp - 2.0).abs() < 1e-9);
     }
 
     #[test]

@@ -79,7 +79,8 @@ pub struct PacingConfig {
     pub target_abandon: f64,
     /// Confidence of the upper bound the predictive controller keeps under target.
     pub confidence: f64,
-    /// Lives the predictive controller plans ahead over, in seconds of dialing.
+    /// Longest span the predictive controller plans its allowance over, in seconds
+    /// of dialing (it plans over what is left of the calling window when shorter).
     pub lookahead_s: f64,
     /// Hard cap on calls in flight per logged-in agent (all policies).
     pub max_lines_per_agent: f64,
@@ -254,6 +255,9 @@ pub struct View<'a> {
     pub abandon: AbandonStatus,
     /// Upper limit on calls in flight (lines cap, trunk limits).
     pub max_in_flight: usize,
+    /// Seconds left in today's calling window: the predictive controller plans its
+    /// abandon allowance over them.
+    pub window_left_s: Option<f64>,
 }
 
 /// What the engine tells a policy as calls progress.

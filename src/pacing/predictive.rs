@@ -21,8 +21,9 @@
 //!
 //! ## The abandon controller
 //!
-//! `β` spends the campaign's allowance: over the lives expected in the look-ahead
-//! (`lookahead_s` at the current live-answer rate, a shift by default), it is the
+//! `β` spends the campaign's allowance: over the lives expected in what is left of
+//! today's calling window (at most `lookahead_s`, at the current live-answer rate),
+//! it is the
 //! largest per-person abandon probability that keeps the upper confidence bound
 //! (normal approximation at `confidence`) of the window's abandon rate at or under
 //! the target, after the AMD false positives the Ofcom estimate will add. The bound's
@@ -193,7 +194,11 @@ impl Predictive {
         // there is), and at least ten an hour per working agent.
         let hours = (a.history_s / 3600.0).clamp(0.1, 1.0);
         let floor = 10.0 * view.agents.active() as f64;
-        let n = (a.lives_last_hour / hours).max(floor) * self.lookahead_s / 3600.0;
+        let plan_s = view
+            .window_left_s
+            .map_or(self.lookahead_s, |left| left.min(self.lookahead_s))
+            .max(60.0);
+        let n = (a.lives_last_hour / hours).max(floor) * plan_s / 3600.0;
         let total = a.lives + n;
         // What is uncertain: how many persons the AMD really hung up on (past and
         // future), and how many future persons will be abandoned. Past queue
@@ -509,6 +514,7 @@ mod tests {
             connected: busy.len(),
             abandon,
             max_in_flight: 1000,
+            window_left_s: None,
         }
     }
 

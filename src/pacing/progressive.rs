@@ -50,6 +50,7 @@ pub(crate) mod tests {
             connected: 3,
             abandon: AbandonStatus::default(),
             max_in_flight: 100,
+            window_left_s: None,
         }
     }
 

@@ -7,7 +7,7 @@ use rand::Rng;
 use rand_distr::{Distribution, Exp, Gamma, LogNormal, Uniform};
 use serde::{Deserialize, Serialize};
 
-use crate::campaign::CampaignSettings;
+use crate::campaign::{CallingWindow, CampaignSettings};
 use crate::pacing::{PacingConfig, Policy};
 
 /// The scenario used when no file is given (also `simulations/base-20.toml`).
@@ -358,6 +358,25 @@ impl Scenario {
             amd_false_positive: self.amd.false_positive,
             abandon_window_h: 24.0,
             abandon_prompt: Some("abandon".into()),
+            calling_window: self.calling_window(),
+        }
+    }
+
+    /// The run is the campaign's calling day: from the start to the end of the run
+    /// (or the whole day for runs that cross midnight).
+    fn calling_window(&self) -> CallingWindow {
+        let start = self.start_hhmm / 100 * 60 + self.start_hhmm % 100;
+        let end = start + (self.duration_s / 60.0).ceil() as u32;
+        if end <= 24 * 60 {
+            CallingWindow {
+                start_hhmm: self.start_hhmm,
+                end_hhmm: end / 60 * 100 + end % 60,
+            }
+        } else {
+            CallingWindow {
+                start_hhmm: 0,
+                end_hhmm: 2400,
+            }
         }
     }
 

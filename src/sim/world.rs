@@ -14,7 +14,9 @@ use super::report::{Interval, Report, Tally};
 use super::scenario::{Sampler, Scenario};
 use crate::campaign::DialableLead;
 use crate::config::EngineConfig;
-use crate::engine::{AgentCommand, AmdVerdict, CampaignCommand, Engine, Input, Output, Progress};
+use crate::engine::{
+    AgentCommand, AmdVerdict, CampaignCommand, Engine, Input, MACHINE_DISPOSITION, Output, Progress,
+};
 use crate::ids::{AgentId, CallId, CampaignId, LeadId};
 use crate::outcome::Outcome;
 use crate::time::{Time, secs};
@@ -41,8 +43,9 @@ enum Ev {
     Verdict(CallId),
     /// The conversation ends (customer or agent hangs up).
     TalkEnd(CallId),
-    /// The agent finishes wrap-up and gives its disposition.
-    WrapEnd(AgentId),
+    /// The agent finishes wrap-up and gives its disposition; `machine` when the call
+    /// was a machine AMD let through.
+    WrapEnd(AgentId, bool),
 }
 
 struct SimCall {
@@ -283,13 +286,13 @@ impl<'a> World<'a> {
                         };
                         self.tally
                             .add_wrap(&mut self.intervals, &mut self.interval, t1, t1 + wrap);
-                        self.at(now + secs(wrap), Ev::WrapEnd(agent));
+                        self.at(now + secs(wrap), Ev::WrapEnd(agent, fate == Fate::Machine));
                     }
                 }
                 self.input(now, Input::Hangup { call });
             }
-            Ev::WrapEnd(agent) => {
-                let code = "done".to_string();
+            Ev::WrapEnd(agent, machine) => {
+                let code = if machine { MACHINE_DISPOSITION } else { "done" }.to_string();
                 self.input(
                     now,
                     Input::Agent(AgentCommand::Disposition {
