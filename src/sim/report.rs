@@ -141,6 +141,8 @@ pub struct Report {
     pub machine_answers: u64,
     /// Time-averaged calls in flight per agent.
     pub mean_dial_level: f64,
+    /// Events the loop processed (customer and agent actions, engine deadlines).
+    pub events: u64,
     /// The fixed ratio, for the `ratio` policy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio: Option<f64>,
@@ -158,6 +160,7 @@ impl Report {
         mut t: Tally,
         intervals: Vec<Interval>,
         abandon_rate_ofcom: f64,
+        events: u64,
     ) -> Report {
         let agent_s = f64::from(sc.agents.count) * sc.duration_s;
         t.connect_delays.sort_by(f64::total_cmp);
@@ -182,6 +185,7 @@ impl Report {
             connect_delay_p95_s: p95,
             machine_answers: t.machine_answers,
             mean_dial_level: line_s / agent_s,
+            events,
             ratio: (policy == "ratio").then_some(sc.pacing.ratio),
             intervals,
             start_hhmm: sc.start_hhmm,

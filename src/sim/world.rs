@@ -84,6 +84,7 @@ pub struct World<'a> {
     interval: Interval,
     intervals: Vec<Interval>,
     pending: Vec<Output>,
+    events_processed: u64,
 }
 
 impl<'a> World<'a> {
@@ -120,6 +121,7 @@ impl<'a> World<'a> {
             interval: Interval::new(0.0),
             intervals: Vec::new(),
             pending: Vec::new(),
+            events_processed: 0,
         }
     }
 
@@ -179,6 +181,7 @@ impl<'a> World<'a> {
                 break;
             }
             self.advance(now);
+            self.events_processed += 1;
             if next_ev == Some(now) {
                 let Reverse((_, _, ev)) = self.events.pop().expect("peeked");
                 self.event(now, ev);
@@ -436,6 +439,7 @@ impl<'a> World<'a> {
             self.tally,
             self.intervals,
             ofcom,
+            self.events_processed,
         )
     }
 }
