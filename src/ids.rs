@@ -1,7 +1,13 @@
 //! Identifiers shared by every layer. Small copyable integers: the control layer maps
 //! the names a CRM uses to these.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, DefaultHasher};
+
+/// A hash map whose iteration order depends only on what was done to it (fixed hash
+/// keys): engine and simulator runs stay reproducible for a seed.
+pub type DetMap<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
 
 macro_rules! id {
     ($(#[$m:meta])* $name:ident($ty:ty), $prefix:literal) => {

@@ -14,7 +14,7 @@
 //! Ready agents are kept ordered by when they became ready, so the longest-idle agent
 //! takes the next call.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crate::ids::{AgentId, CallId, CampaignId};
 use crate::pacing::{AgentCounts, BusyAgent, BusyPhase};
@@ -68,7 +68,7 @@ pub struct Agent {
 /// All logged-in agents.
 #[derive(Debug, Default)]
 pub struct Agents {
-    agents: HashMap<AgentId, Agent>,
+    agents: BTreeMap<AgentId, Agent>,
     /// Ready agents per campaign, longest idle first.
     ready: HashMap<CampaignId, BTreeSet<(Time, AgentId)>>,
     counts: HashMap<CampaignId, AgentCounts>,

@@ -21,12 +21,12 @@ pub mod io;
 mod tests;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use crate::agents::{AgentState, Agents, WaitQueue};
 use crate::campaign::{CampaignSettings, DialableLead};
 use crate::config::EngineConfig;
-use crate::ids::{AgentId, CallId, CampaignId};
+use crate::ids::{AgentId, CallId, CampaignId, DetMap};
 use crate::outcome::Outcome;
 use crate::pacing::{AbandonLedger, BusyAgent, FlightCall, Observation, Pacer, View};
 use crate::time::Time;
@@ -91,14 +91,14 @@ pub struct Engine {
     now: Time,
     campaigns: BTreeMap<CampaignId, Campaign>,
     agents: Agents,
-    calls: HashMap<CallId, Call>,
+    calls: DetMap<CallId, Call>,
     next_call: u64,
     total_in_flight: usize,
     timers: BinaryHeap<Reverse<(Time, Timer)>>,
     out: VecDeque<Output>,
     busy_scratch: Vec<BusyAgent>,
     flight_scratch: Vec<FlightCall>,
-    wrapping: HashMap<AgentId, Wrap>,
+    wrapping: BTreeMap<AgentId, Wrap>,
 }
 
 impl Engine {
@@ -108,14 +108,14 @@ impl Engine {
             now: Time(0),
             campaigns: BTreeMap::new(),
             agents: Agents::default(),
-            calls: HashMap::new(),
+            calls: DetMap::default(),
             next_call: 1,
             total_in_flight: 0,
             timers: BinaryHeap::new(),
             out: VecDeque::new(),
             busy_scratch: Vec::new(),
             flight_scratch: Vec::new(),
-            wrapping: HashMap::new(),
+            wrapping: BTreeMap::new(),
         }
     }
 

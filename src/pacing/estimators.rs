@@ -172,6 +172,38 @@ impl FadingHistogram {
         self.cum[self.weights.len()]
     }
 
+    /// Faded mass at or below `k × step` for `k = 0..n` (all samples, or marked ones),
+    /// in one pass over the bins; call [`refresh`](Self::refresh) first.
+    pub fn mass_grid(&self, step: f64, n: usize, marked: bool) -> Vec<f64> {
+        let (cum, weights) = if marked {
+            (&self.cum_marked, &self.marked)
+        } else {
+            (&self.cum, &self.weights)
+        };
+        let mut out = Vec::with_capacity(n);
+        let mut i = 0;
+        let last = self.edges.len() - 1;
+        for k in 0..n {
+            let x = k as f64 * step;
+            if x <= self.lo {
+                out.push(0.0);
+                continue;
+            }
+            while i < last && x > self.edges[i] {
+                i += 1;
+            }
+            let start = if i == 0 { self.lo } else { self.edges[i - 1] };
+            let end = self.edges[i];
+            let frac = if x >= end {
+                1.0
+            } else {
+                (x - start) / (end - start)
+            };
+            out.push(cum[i] + weights[i] * frac);
+        }
+        out
+    }
+
     fn below(&self, x: f64, cum: &[f64], weights: &[f64]) -> f64 {
         debug_assert!(!self.dirty);
         if x <= self.lo {
@@ -350,6 +382,17 @@ mod tests {
                 let x = k as f64 * 0.731;
                 let searched = h.edges.partition_point(|&e| e < x).min(h.edges.len() - 1);
                 assert_eq!(h.bin(x), searched, "x = {x}");
+            }
+            h.add_marked(7.3, true);
+            h.add_marked(300.0, false);
+            h.refresh();
+            let grid = h.mass_grid(0.37, 1000, false);
+            for (k, g) in grid.iter().enumerate() {
+                assert!((g - h.mass_below_fresh(k as f64 * 0.37)).abs() < 1e-12);
+            }
+            let grid = h.mass_grid(0.37, 1000, true);
+            for (k, g) in grid.iter().enumerate() {
+                assert!((g - h.marked_below_fresh(k as f64 * 0.37)).abs() < 1e-12);
             }
             h.add_marked(1.0, true);
             h.add_marked(2.0, false);

@@ -242,28 +242,41 @@ impl Predictive {
                 0.0
             };
         }
+        // Cumulative masses on uniform grids (one pass each), so that every row below
+        // is a few array reads. Grids reach past the tables by the longest horizon.
+        let reach_max = t.tau.iter().copied().fold(0.0, f64::max) + GRACE_S;
+        let grid = |hist: &FadingHistogram, step: f64, rows: usize, marked: bool| {
+            hist.mass_grid(step, rows + (reach_max / step).ceil() as usize + 2, marked)
+        };
+        let at = |g: &[f64], x: f64, step: f64| {
+            let pos = (x / step).max(0.0);
+            let i = (pos as usize).min(g.len() - 2);
+            let frac = (pos - i as f64).min(1.0);
+            g[i] + (g[i + 1] - g[i]) * frac
+        };
+        let ring_all = grid(&self.ring, RING_BIN, RING_ROWS, false);
+        let ring_ans = grid(&self.ring, RING_BIN, RING_ROWS, true);
         for (b, row) in t.ring.iter_mut().enumerate() {
             let e = b as f64 * RING_BIN;
-            let left = ring_total - self.ring.mass_below_fresh(e);
-            let at = self.ring.marked_below_fresh(e);
+            let left = ring_total - ring_all[b];
             for (v, tau) in row.iter_mut().zip(t.tau) {
                 let reach = e + (tau - amd_mean).max(0.0);
                 *v = if left <= 0.0 {
                     0.0
                 } else {
-                    (h * (self.ring.marked_below_fresh(reach) - at) / left).clamp(0.0, 1.0)
+                    (h * (at(&ring_ans, reach, RING_BIN) - ring_ans[b]) / left).clamp(0.0, 1.0)
                 };
             }
         }
+        let amd = grid(&self.amd, AMD_BIN, AMD_ROWS, false);
         for (b, row) in t.amd.iter_mut().enumerate() {
             let e = b as f64 * AMD_BIN;
-            let left = amd_total - self.amd.mass_below_fresh(e);
-            let at = self.amd.mass_below_fresh(e);
+            let left = amd_total - amd[b];
             for (v, tau) in row.iter_mut().zip(t.tau) {
                 *v = if left <= 0.0 {
                     h
                 } else {
-                    (h * (self.amd.mass_below_fresh(e + tau) - at) / left).clamp(0.0, 1.0)
+                    (h * (at(&amd, e + tau, AMD_BIN) - amd[b]) / left).clamp(0.0, 1.0)
                 };
             }
         }
@@ -273,9 +286,10 @@ impl Predictive {
             (&self.wrap, 0.0, &mut t.wrap, WRAP_BIN),
         ] {
             let total = hist.total_fresh();
+            let g = grid(hist, width, table.len(), false);
             for (b, row) in table.iter_mut().enumerate() {
                 let e = b as f64 * width;
-                let below = hist.mass_below_fresh(e);
+                let below = g[b];
                 let left = total - below;
                 for (v, tau) in row.iter_mut().zip(t.tau) {
                     let h = tau + GRACE_S;
@@ -285,7 +299,7 @@ impl Predictive {
                     } else if h <= shift {
                         0.0
                     } else {
-                        ((hist.mass_below_fresh(e + h - shift) - below) / left).clamp(0.0, 1.0)
+                        ((at(&g, e + h - shift, width) - below) / left).clamp(0.0, 1.0)
                     };
                 }
             }

@@ -17,7 +17,7 @@ use crate::config::EngineConfig;
 use crate::engine::{
     AgentCommand, AmdVerdict, CampaignCommand, Engine, Input, MACHINE_DISPOSITION, Output, Progress,
 };
-use crate::ids::{AgentId, CallId, CampaignId, LeadId};
+use crate::ids::{AgentId, CallId, CampaignId, DetMap, LeadId};
 use crate::outcome::Outcome;
 use crate::time::{Time, secs};
 
@@ -75,7 +75,7 @@ pub struct World<'a> {
     end: Time,
     events: BinaryHeap<Reverse<(Time, u64, Ev)>>,
     seq: u64,
-    calls: HashMap<CallId, SimCall>,
+    calls: DetMap<CallId, SimCall>,
     /// Ready since, per agent, for agent wait.
     ready_since: HashMap<AgentId, Time>,
     next_lead: u64,
@@ -113,7 +113,7 @@ impl<'a> World<'a> {
             end,
             events: BinaryHeap::new(),
             seq: 0,
-            calls: HashMap::new(),
+            calls: DetMap::default(),
             ready_since: HashMap::new(),
             next_lead: 1,
             last_t: start,
