@@ -230,7 +230,7 @@ impl Engine {
                         .get(&call)
                         .is_some_and(|c| c.state == CallState::Waiting)
                     {
-                        self.abandon(call);
+                        self.abandon(call, true);
                     }
                 }
                 Timer::Decide(campaign) => {
@@ -447,7 +447,9 @@ impl Engine {
         }));
     }
 
-    fn abandon(&mut self, id: CallId) {
+    /// A waiting person is abandoned: by us at the deadline (`hang_up`, with the
+    /// prompt), or because they hung up first.
+    fn abandon(&mut self, id: CallId, hang_up: bool) {
         let now = self.now;
         let campaign = self.calls[&id].campaign;
         let c = self
@@ -459,11 +461,13 @@ impl Engine {
         c.stats.abandoned += 1;
         let prompt = c.settings.abandon_prompt.clone();
         self.observe(campaign, Observation::Abandoned);
-        self.emit(Output::Hangup {
-            call: id,
-            outcome: Outcome::Abandoned,
-            prompt,
-        });
+        if hang_up {
+            self.emit(Output::Hangup {
+                call: id,
+                outcome: Outcome::Abandoned,
+                prompt,
+            });
+        }
         self.finish(id, Outcome::Abandoned, None);
     }
 
@@ -495,7 +499,7 @@ impl Engine {
                 self.observe(campaign, Observation::Abandoned);
                 self.finish(id, Outcome::Abandoned, None);
             }
-            CallState::Waiting => self.abandon_by_customer(id),
+            CallState::Waiting => self.abandon(id, false),
             CallState::Bridged { agent } => {
                 let talk_s = now.secs_since(call.bridged_at.unwrap_or(now));
                 let (campaign, lead) = (call.campaign, call.lead);
@@ -527,20 +531,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    fn abandon_by_customer(&mut self, id: CallId) {
-        let now = self.now;
-        let campaign = self.calls[&id].campaign;
-        let c = self
-            .campaigns
-            .get_mut(&campaign)
-            .expect("calls belong to campaigns");
-        c.waiting.remove(id);
-        c.ledger.record_abandon(now);
-        c.stats.abandoned += 1;
-        self.observe(campaign, Observation::Abandoned);
-        self.finish(id, Outcome::Abandoned, None);
     }
 
     /// Remove a call and write its CDR.

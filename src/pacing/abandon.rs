@@ -103,37 +103,29 @@ impl AbandonLedger {
     /// A person answered. `after_amd` when an AMD verdict let the call through: the
     /// false positives that verdict implies are added as estimated abandons.
     pub fn record_live(&mut self, now: Time, after_amd: bool) {
-        let fp = if after_amd {
-            let f = self.amd_false_positive;
-            f / (1.0 - f)
-        } else {
-            0.0
-        };
-        let b = self.bucket(now);
-        b.lives += 1.0 + fp;
-        b.abandons += fp;
-        b.estimated_fp += fp;
-        self.sum.lives += 1.0 + fp;
-        self.sum.abandons += fp;
-        self.sum.estimated_fp += fp;
+        self.add_live(now, after_amd, 1.0);
     }
 
     /// A call counted as a live answer turned out to be a machine (the agent said
     /// so): take it, and the false positives its verdict implied, back out.
     pub fn retract_live(&mut self, now: Time, after_amd: bool) {
+        self.add_live(now, after_amd, -1.0);
+    }
+
+    fn add_live(&mut self, now: Time, after_amd: bool, sign: f64) {
         let fp = if after_amd {
             let f = self.amd_false_positive;
-            f / (1.0 - f)
+            sign * f / (1.0 - f)
         } else {
             0.0
         };
         let b = self.bucket(now);
-        b.lives -= 1.0 + fp;
-        b.abandons -= fp;
-        b.estimated_fp -= fp;
-        self.sum.lives -= 1.0 + fp;
-        self.sum.abandons -= fp;
-        self.sum.estimated_fp -= fp;
+        b.lives += sign + fp;
+        b.abandons += fp;
+        b.estimated_fp += fp;
+        self.sum.lives += sign + fp;
+        self.sum.abandons += fp;
+        self.sum.estimated_fp += fp;
     }
 
     /// A live answer was abandoned (not connected to an agent in time).
