@@ -923,8 +923,8 @@ struct Wrap {
     after_amd: bool,
 }
 
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>() {}
+// The daemon moves the engine into its own task: it must stay `Send`.
+const _: () = {
+    const fn is_send<T: Send>() {}
     is_send::<Engine>();
-}
+};

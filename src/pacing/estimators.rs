@@ -142,14 +142,8 @@ impl FadingHistogram {
         self.cum[self.weights.len()]
     }
 
-    /// Faded weight of samples at or below `x`, interpolating linearly within a bin.
-    pub fn mass_below(&mut self, x: f64) -> f64 {
-        self.refresh();
-        self.mass_below_fresh(x)
-    }
-
-    /// As [`mass_below`](Self::mass_below), for callers that called [`total`](Self::total)
-    /// (which refreshes) since the last `add`.
+    /// Faded weight of samples at or below `x`, interpolating linearly within a bin;
+    /// call [`refresh`](Self::refresh) (or [`total`](Self::total)) first.
     pub fn mass_below_fresh(&self, x: f64) -> f64 {
         self.below(x, &self.cum, &self.weights)
     }
@@ -192,14 +186,7 @@ impl FadingHistogram {
             while i < last && x > self.edges[i] {
                 i += 1;
             }
-            let start = if i == 0 { self.lo } else { self.edges[i - 1] };
-            let end = self.edges[i];
-            let frac = if x >= end {
-                1.0
-            } else {
-                (x - start) / (end - start)
-            };
-            out.push(cum[i] + weights[i] * frac);
+            out.push(self.within_bin(i, x, cum, weights));
         }
         out
     }
@@ -209,7 +196,12 @@ impl FadingHistogram {
         if x <= self.lo {
             return 0.0;
         }
-        let i = self.bin(x);
+        self.within_bin(self.bin(x), x, cum, weights)
+    }
+
+    /// Mass at or below `x`, which lies in bin `i`: the bins before it plus a linear
+    /// share of bin `i`.
+    fn within_bin(&self, i: usize, x: f64, cum: &[f64], weights: &[f64]) -> f64 {
         let start = if i == 0 { self.lo } else { self.edges[i - 1] };
         let end = self.edges[i];
         let frac = if x >= end {

@@ -94,7 +94,7 @@ pub struct Predictive {
     /// share of persons abandoned in the queue matches β (the marginal risk is
     /// higher than the average one, which is what the abandon rate measures).
     gain: f64,
-    /// The β in force when the last live answer came.
+    /// The β of the last decision: the allowance in force (also what steers `gain`).
     beta_now: f64,
     normal: Normal,
     /// Demand and supply at each horizon, for the decision being made.
@@ -103,8 +103,6 @@ pub struct Predictive {
     tables: Tables,
     tables_due: Option<Time>,
     level: f64,
-    /// Last allowance, for inspection.
-    last_beta: f64,
 }
 
 /// Per-horizon probabilities by elapsed time.
@@ -168,13 +166,12 @@ impl Predictive {
             tables: Tables::new(),
             tables_due: None,
             level: 1.0,
-            last_beta: 0.0,
         }
     }
 
     /// The per-person abandon risk the controller currently allows.
     pub fn allowance(&self) -> f64 {
-        self.last_beta
+        self.beta_now
     }
 
     fn set_memory(&mut self, memory: f64) {
@@ -436,7 +433,6 @@ impl Pacer for Predictive {
         }
         self.compute_horizons(view);
         let beta = self.beta(view);
-        self.last_beta = beta;
         self.beta_now = beta;
         let threshold = (beta * self.gain).min(0.5);
         let mut placed = 0;
