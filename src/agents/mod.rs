@@ -202,6 +202,41 @@ impl Agents {
         }
     }
 
+    /// Hold an agent (ready, paused or wrapping up) for a call it dials itself.
+    pub fn reserve(&mut self, id: AgentId, call: CallId, now: Time) -> Result<(), AgentError> {
+        match self.state(id)? {
+            from @ AgentState::OnCall { .. } => Err(AgentError::Transition {
+                agent: id,
+                from: from.code(),
+                to: "on_call",
+            }),
+            _ => {
+                self.set(id, AgentState::OnCall { call }, now);
+                Ok(())
+            }
+        }
+    }
+
+    /// An agent's own call was not answered: back to ready or paused (or out, if it
+    /// asked to leave). Returns the new state, `None` when logged out.
+    pub fn release(&mut self, id: AgentId, ready: bool, now: Time) -> Option<AgentState> {
+        let a = self.agents.get(&id)?;
+        if !matches!(a.state, AgentState::OnCall { .. }) {
+            return Some(a.state);
+        }
+        if a.logout_pending {
+            self.remove(id);
+            return None;
+        }
+        let state = if ready {
+            AgentState::Ready
+        } else {
+            AgentState::Paused
+        };
+        self.set(id, state, now);
+        Some(state)
+    }
+
     /// Take the longest-idle ready agent of a campaign for `call`.
     pub fn take_longest_idle(
         &mut self,

@@ -1,9 +1,20 @@
-//! Campaigns and leads: what a campaign is allowed to do (its settings) and the leads
-//! the engine dials.
+//! Campaigns and leads: what a campaign is allowed to do (its settings), the leads it
+//! dials and the rules that move a lead on after each call.
 //!
 //! The engine holds a short buffer of leads that are due now for each running campaign
 //! and asks its driver for more (`Output::LeadsWanted`); where the leads come from (the
 //! store in the daemon, a generator in the simulator) is the driver's business.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod.rs` | [`CampaignSettings`] and their validation |
+//! | `window.rs` | calling windows (days, hours) in a time zone |
+//! | `lead.rs` | the lead model, E.164 normalisation, lead states |
+//! | `retry.rs` | retry rules per outcome, abandon lockout, dispositions |
+
+mod lead;
+mod retry;
+mod window;
 
 use std::time::Duration;
 
@@ -12,6 +23,14 @@ use serde::{Deserialize, Serialize};
 use crate::config::ConfigError;
 use crate::ids::LeadId;
 use crate::pacing::PacingConfig;
+pub use lead::{
+    DEFAULT_PRIORITY, Lead, LeadError, LeadInput, LeadState, MAX_FIELDS_BYTES, MAX_PRIORITY,
+    Normalised, build as build_lead, country_id, normalise,
+};
+pub use retry::{
+    CALLBACK, Callback, DNC, Retry, RetryRules, WRONG_NUMBER, after_call, after_disposition,
+};
+pub use window::{CallingWindow, Day, Zones, single_zone_of_country, zone};
 
 /// The least ring time before giving up on an unanswered call (a rule of the trade:
 /// shorter rings make "no answer" out of people walking to the phone).
@@ -32,6 +51,10 @@ pub struct CampaignSettings {
     pub name: String,
     /// Caller ID presented on every call (E.164). Always presented.
     pub caller_id: String,
+    /// More caller IDs to rotate through, call by call, with `caller_id`.
+    pub caller_ids: Vec<String>,
+    /// The SIP trunk this campaign dials through (a name from the config).
+    pub trunk: String,
     pub pacing: PacingConfig,
     /// Seconds a person may wait for an agent after AMD says human before the call
     /// counts as abandoned.
@@ -49,68 +72,23 @@ pub struct CampaignSettings {
     pub abandon_window_h: f64,
     /// Prompt played to an abandoned person before hang-up.
     pub abandon_prompt: Option<String>,
-    /// Hours of the day the campaign may dial, on the campaign's clock
-    /// (`pacing.utc_offset_min`).
+    /// Days and hours the campaign may dial, in each lead's time zone.
     pub calling_window: CallingWindow,
-}
-
-/// Daily calling hours, `start` inclusive to `end` exclusive, as HHMM.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CallingWindow {
-    pub start_hhmm: u32,
-    pub end_hhmm: u32,
-}
-
-impl Default for CallingWindow {
-    fn default() -> Self {
-        CallingWindow {
-            start_hhmm: 800,
-            end_hhmm: 2100,
-        }
-    }
-}
-
-impl CallingWindow {
-    fn minutes(hhmm: u32) -> u32 {
-        hhmm / 100 * 60 + hhmm % 100
-    }
-
-    /// Seconds left in today's window at minute-of-day `minute` (with `second` of
-    /// that minute), or `None` when outside the window.
-    pub fn left_s(&self, now: crate::time::Time, utc_offset_min: i32) -> Option<f64> {
-        let minute = now.minute_of_day(utc_offset_min);
-        let (start, end) = (Self::minutes(self.start_hhmm), Self::minutes(self.end_hhmm));
-        if minute < start || minute >= end {
-            return None;
-        }
-        let into_minute = (now.as_millis() % 60_000) as f64 / 1000.0;
-        Some(f64::from(end - minute) * 60.0 - into_minute)
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        for (field, v) in [
-            ("calling_window.start_hhmm", self.start_hhmm),
-            ("calling_window.end_hhmm", self.end_hhmm),
-        ] {
-            if v > 2400 || v % 100 >= 60 {
-                return Err(ConfigError::Invalid {
-                    field,
-                    why: format!("{v} is not an HHMM time"),
-                });
-            }
-        }
-        if self.start_hhmm >= self.end_hhmm {
-            return Err(ConfigError::Invalid {
-                field: "calling_window",
-                why: format!(
-                    "start {} is not before end {}",
-                    self.start_hhmm, self.end_hhmm
-                ),
-            });
-        }
-        Ok(())
-    }
+    /// The campaign's time zone: the default for leads whose zone is neither given nor
+    /// known from their number, and the clock the pacing plans its day on.
+    pub time_zone: String,
+    /// Country (ISO 3166) of national-format numbers.
+    pub default_country: String,
+    /// Retry rules per outcome.
+    pub retry: RetryRules,
+    /// Hours an abandoned number is not called again unless an agent is reserved.
+    pub abandon_lockout_h: f64,
+    /// Never show agents the phone number (`call.offered` leaves it out).
+    pub mask_numbers: bool,
+    /// Record bridged calls.
+    pub recording: bool,
+    /// Disposition codes agents may give.
+    pub dispositions: Vec<String>,
 }
 
 impl Default for CampaignSettings {
@@ -118,6 +96,8 @@ impl Default for CampaignSettings {
         CampaignSettings {
             name: "default".into(),
             caller_id: "+441000000000".into(),
+            caller_ids: Vec::new(),
+            trunk: "default".into(),
             pacing: PacingConfig::default(),
             max_wait_s: 2.0,
             ring_timeout_s: 25.0,
@@ -127,6 +107,23 @@ impl Default for CampaignSettings {
             abandon_window_h: 24.0,
             abandon_prompt: Some("abandon".into()),
             calling_window: CallingWindow::default(),
+            time_zone: "Europe/London".into(),
+            default_country: "GB".into(),
+            retry: RetryRules::default(),
+            abandon_lockout_h: 72.0,
+            mask_numbers: false,
+            recording: false,
+            dispositions: [
+                "sale",
+                "not_interested",
+                CALLBACK,
+                WRONG_NUMBER,
+                DNC,
+                crate::engine::MACHINE_DISPOSITION,
+                "no_contact",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -177,8 +174,63 @@ impl CampaignSettings {
                 format!("{} is outside 1..=744", self.abandon_window_h),
             );
         }
+        for (i, id) in std::iter::once(&self.caller_id)
+            .chain(&self.caller_ids)
+            .enumerate()
+        {
+            let digits = id.strip_prefix('+').unwrap_or("");
+            if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return bad(
+                    if i == 0 { "caller_id" } else { "caller_ids" },
+                    format!("`{id}` is not an E.164 number (+ and 7 to 15 digits)"),
+                );
+            }
+        }
+        if self.trunk.trim().is_empty() {
+            return bad("trunk", "is empty".into());
+        }
+        if zone(&self.time_zone).is_none() {
+            return bad(
+                "time_zone",
+                format!("unknown time zone `{}`", self.time_zone),
+            );
+        }
+        if country_id(&self.default_country).is_none() {
+            return bad(
+                "default_country",
+                format!("`{}` is not an ISO 3166 country code", self.default_country),
+            );
+        }
+        if !(self.abandon_lockout_h >= 0.0 && self.abandon_lockout_h <= 24.0 * 365.0) {
+            return bad(
+                "abandon_lockout_h",
+                format!("{} is outside 0..=8760", self.abandon_lockout_h),
+            );
+        }
+        if self.dispositions.is_empty()
+            || self
+                .dispositions
+                .iter()
+                .any(|d| d.trim().is_empty() || d.len() > 64)
+        {
+            return bad(
+                "dispositions",
+                "must be a non-empty list of codes of 1..=64 characters".into(),
+            );
+        }
+        self.retry.validate()?;
         self.calling_window.validate()?;
         self.pacing.validate()
+    }
+
+    /// The caller ID for the `n`th call: rotates through `caller_id` and `caller_ids`.
+    pub fn caller_id_for(&self, n: u64) -> &str {
+        let k = n % (self.caller_ids.len() as u64 + 1);
+        if k == 0 {
+            &self.caller_id
+        } else {
+            &self.caller_ids[k as usize - 1]
+        }
     }
 
     pub fn max_wait(&self) -> Duration {
@@ -231,36 +283,6 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("caller_id")
-        );
-    }
-
-    #[test]
-    fn calling_window_counts_down_and_closes() {
-        use crate::time::Time;
-        use std::time::Duration;
-        let w = CallingWindow {
-            start_hhmm: 900,
-            end_hhmm: 1700,
-        };
-        let at = |h: u64, m: u64| Time::SIM_EPOCH + Duration::from_secs(h * 3600 + m * 60);
-        assert_eq!(w.left_s(at(8, 59), 0), None);
-        assert_eq!(w.left_s(at(9, 0), 0), Some(8.0 * 3600.0));
-        assert_eq!(w.left_s(at(16, 59), 0), Some(60.0));
-        assert_eq!(w.left_s(at(17, 0), 0), None);
-        // An hour east of UTC, 16:00 UTC is 17:00 local: closed.
-        assert_eq!(w.left_s(at(16, 0), 60), None);
-        let bad = CampaignSettings {
-            calling_window: CallingWindow {
-                start_hhmm: 1700,
-                end_hhmm: 900,
-            },
-            ..CampaignSettings::default()
-        };
-        assert!(
-            bad.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("calling_window")
         );
     }
 

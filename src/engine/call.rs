@@ -40,6 +40,17 @@ pub struct Call {
     /// When the person started waiting for an agent.
     pub waiting_since: Option<Time>,
     pub bridged_at: Option<Time>,
+    /// The agent that dialled this call and waits for it; such calls are outside
+    /// pacing and the abandon ledger (they cannot be abandoned).
+    pub reserved: Option<Reserved>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reserved {
+    pub agent: AgentId,
+    /// The agent was ready (not paused) when it dialled: it goes back to ready if the
+    /// call is not answered.
+    pub was_ready: bool,
 }
 
 impl Call {
@@ -56,6 +67,7 @@ impl Call {
             amd_verdict: None,
             waiting_since: None,
             bridged_at: None,
+            reserved: None,
         }
     }
 
@@ -67,7 +79,15 @@ impl Call {
         )
     }
 
+    /// In flight and counted by the campaign's pacing (not an agent's own call).
+    pub fn paced(&self) -> bool {
+        self.reserved.is_none() && self.in_flight()
+    }
+
     pub fn flight(&self) -> Option<FlightCall> {
+        if self.reserved.is_some() {
+            return None;
+        }
         match self.state {
             CallState::Dialing | CallState::Ringing => Some(FlightCall {
                 phase: FlightPhase::Ringing,

@@ -29,6 +29,16 @@ pub enum Input {
     Hangup {
         call: CallId,
     },
+    /// An agent dials a lead itself (click-to-dial, or a callback reserved for it):
+    /// the agent is held for the call, and an answer is bridged to it at once.
+    Dial {
+        agent: AgentId,
+        lead: DialableLead,
+    },
+    /// End a call on request (agent or CRM): CANCEL before answer, BYE after.
+    Drop {
+        call: CallId,
+    },
     Agent(AgentCommand),
     Campaign(CampaignCommand),
 }
@@ -97,6 +107,31 @@ pub enum CampaignCommand {
         campaign: CampaignId,
         leads: Vec<DialableLead>,
     },
+    /// Take a buffered lead back (it went on a DNC list, was deleted or changed).
+    Withdraw {
+        campaign: CampaignId,
+        lead: LeadId,
+    },
+    /// New settings for a campaign that is not running. The pacing model restarts
+    /// when the pacing settings change; the abandon history is kept.
+    Update {
+        campaign: CampaignId,
+        settings: Box<CampaignSettings>,
+    },
+    /// Live answers from before a restart, oldest first, so the abandon rate covers
+    /// its whole window (given right after `Create`).
+    Seed {
+        campaign: CampaignId,
+        answers: Vec<PastAnswer>,
+    },
+}
+
+/// A live answer from the call records.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PastAnswer {
+    pub at: Time,
+    pub after_amd: bool,
+    pub abandoned: bool,
 }
 
 /// What the engine asks its driver to do, in order.
@@ -112,6 +147,8 @@ pub enum Output {
         number: String,
         caller_id: String,
         ring_timeout: Duration,
+        /// The agent that dialled it (click-to-dial, reserved callback).
+        agent: Option<AgentId>,
     },
     /// End a call (CANCEL before answer, BYE after), optionally after a prompt.
     Hangup {
@@ -234,6 +271,14 @@ pub enum EngineError {
     InvalidSettings { why: String },
     #[error("agent {agent} has no call to disposition")]
     NoCallToDisposition { agent: AgentId },
+    #[error("campaign {campaign} is running: pause or stop it first")]
+    CampaignRunning { campaign: CampaignId },
+    #[error("campaign {campaign} is outside its calling window")]
+    OutsideCallingWindow { campaign: CampaignId },
+    #[error("agent {agent} is {state}: it cannot dial now")]
+    AgentBusy { agent: AgentId, state: &'static str },
+    #[error("{calls} calls are up: the daemon's limit")]
+    TooManyCalls { calls: usize },
     #[error(transparent)]
     Agent(#[from] crate::agents::AgentError),
 }

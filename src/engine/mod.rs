@@ -23,17 +23,19 @@ mod tests;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
+use jiff::tz::TimeZone;
+
 use crate::agents::{AgentState, Agents, WaitQueue};
-use crate::campaign::{CampaignSettings, DialableLead};
+use crate::campaign::{CampaignSettings, DialableLead, zone};
 use crate::config::EngineConfig;
 use crate::ids::{AgentId, CallId, CampaignId, DetMap};
 use crate::outcome::Outcome;
 use crate::pacing::{AbandonLedger, BusyAgent, FlightCall, Observation, Pacer, View};
 use crate::time::Time;
-pub use call::{Call, CallState};
+pub use call::{Call, CallState, Reserved};
 pub use io::{
     AgentCommand, AmdVerdict, CallRecord, CampaignCommand, CampaignStats, EngineError, Event,
-    Input, Output, Progress, Record,
+    Input, Output, PastAnswer, Progress, Record,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +61,8 @@ impl RunState {
 /// A campaign as the engine runs it.
 struct Campaign {
     settings: CampaignSettings,
+    /// `settings.time_zone`, resolved.
+    zone: TimeZone,
     state: RunState,
     leads: VecDeque<DialableLead>,
     leads_requested: bool,
@@ -134,11 +138,27 @@ impl Engine {
             Input::Progress { call, progress } => self.on_progress(call, progress),
             Input::Amd { call, verdict } => self.on_amd(call, verdict),
             Input::Hangup { call } => self.on_hangup(call),
+            Input::Dial { agent, lead } => self.on_dial(agent, lead).map(|_| ()),
+            Input::Drop { call } => self.on_drop(call),
             Input::Agent(cmd) => self.on_agent(cmd),
             Input::Campaign(cmd) => self.on_campaign(cmd),
         };
         self.run_decisions();
         result
+    }
+
+    /// [`Input::Dial`], returning the new call's id.
+    pub fn dial(
+        &mut self,
+        now: Time,
+        agent: AgentId,
+        lead: DialableLead,
+    ) -> Result<CallId, EngineError> {
+        self.now = self.now.max(now);
+        self.fire_timers();
+        let r = self.on_dial(agent, lead);
+        self.run_decisions();
+        r
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -290,6 +310,14 @@ impl Engine {
                 call.ringing_at = Some(now);
             }
             (Progress::Ringing, _) => {}
+            (Progress::Answered, CallState::Dialing | CallState::Ringing)
+                if call.reserved.is_some() =>
+            {
+                let agent = call.reserved.expect("guarded").agent;
+                call.answered_at = Some(now);
+                self.total_in_flight -= 1;
+                self.bridge(id, agent);
+            }
             (Progress::Answered, CallState::Dialing | CallState::Ringing) => {
                 call.answered_at = Some(now);
                 let ring_s = now.secs_since(call.dialed_at);
@@ -351,12 +379,30 @@ impl Engine {
         };
         let ring_s = now.secs_since(call.dialed_at);
         let campaign = call.campaign;
+        let reserved = call.reserved;
         if hangup {
             self.emit(Output::Hangup {
                 call: id,
                 outcome,
                 prompt: None,
             });
+        }
+        if let Some(r) = reserved {
+            self.finish(id, outcome, sip_status);
+            let state = self
+                .agents
+                .release(r.agent, r.was_ready, now)
+                .map_or("logged_out", AgentState::code);
+            self.emit(Output::Event(Event::AgentState {
+                agent: r.agent,
+                campaign,
+                state,
+            }));
+            if state == "ready" {
+                self.serve_waiting(campaign);
+            }
+            self.mark_dirty(campaign);
+            return;
         }
         self.observe(
             campaign,
@@ -539,10 +585,12 @@ impl Engine {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
-        if call.in_flight() {
+        if call.paced() {
             if let Some(c) = self.campaigns.get_mut(&call.campaign) {
                 c.in_flight -= 1;
             }
+        }
+        if call.in_flight() {
             self.total_in_flight -= 1;
         }
         let record = call.record(now, outcome, sip_status);
@@ -555,6 +603,82 @@ impl Engine {
             outcome,
             agent,
         }));
+    }
+
+    /// An agent dials a lead itself.
+    fn on_dial(&mut self, agent: AgentId, lead: DialableLead) -> Result<CallId, EngineError> {
+        let now = self.now;
+        let a = self
+            .agents
+            .get(agent)
+            .ok_or(crate::agents::AgentError::NotLoggedIn { agent })?;
+        let (campaign, before) = (a.campaign, a.state);
+        if let AgentState::OnCall { .. } = before {
+            return Err(EngineError::AgentBusy {
+                agent,
+                state: before.code(),
+            });
+        }
+        if self.total_in_flight >= self.cfg.max_calls {
+            return Err(EngineError::TooManyCalls {
+                calls: self.total_in_flight,
+            });
+        }
+        let c = self.campaign_mut(campaign)?;
+        if c.settings.calling_window.left_s(now, &c.zone).is_none() {
+            return Err(EngineError::OutsideCallingWindow { campaign });
+        }
+        let id = CallId(self.next_call);
+        self.agents.reserve(agent, id, now)?;
+        if matches!(before, AgentState::WrapUp { .. }) {
+            self.wrap_done(agent);
+        }
+        self.emit(Output::Event(Event::AgentState {
+            agent,
+            campaign,
+            state: "on_call",
+        }));
+        self.place_call(
+            campaign,
+            lead,
+            Some(Reserved {
+                agent,
+                was_ready: before == AgentState::Ready,
+            }),
+        );
+        self.mark_dirty(campaign);
+        Ok(id)
+    }
+
+    /// End a call on request.
+    fn on_drop(&mut self, id: CallId) -> Result<(), EngineError> {
+        let call = self
+            .calls
+            .get(&id)
+            .ok_or(EngineError::UnknownCall { call: id })?;
+        match call.state {
+            CallState::Dialing | CallState::Ringing => {
+                self.end_unanswered(id, Outcome::Canceled, None, true);
+                Ok(())
+            }
+            CallState::Detecting | CallState::Waiting => {
+                // Hanging up on a person nobody is talking to is an abandon.
+                self.emit(Output::Hangup {
+                    call: id,
+                    outcome: Outcome::Abandoned,
+                    prompt: None,
+                });
+                self.on_hangup(id)
+            }
+            CallState::Bridged { .. } => {
+                self.emit(Output::Hangup {
+                    call: id,
+                    outcome: Outcome::Connected,
+                    prompt: None,
+                });
+                self.on_hangup(id)
+            }
+        }
     }
 
     // ----- agents -----
@@ -692,9 +816,11 @@ impl Engine {
                     settings.counted_false_positive(),
                 );
                 let pacer = settings.pacing.build();
+                let zone = zone(&settings.time_zone).unwrap_or(TimeZone::UTC);
                 self.campaigns.insert(
                     campaign,
                     Campaign {
+                        zone,
                         settings: *settings,
                         state: RunState::Idle,
                         leads: VecDeque::new(),
@@ -748,6 +874,46 @@ impl Engine {
                     self.end_unanswered(call, Outcome::Canceled, None, true);
                 }
                 self.campaign_mut(campaign)?.leads.clear();
+            }
+            CampaignCommand::Withdraw { campaign, lead } => {
+                self.campaign_mut(campaign)?.leads.retain(|l| l.id != lead);
+            }
+            CampaignCommand::Update { campaign, settings } => {
+                settings
+                    .validate()
+                    .map_err(|e| EngineError::InvalidSettings { why: e.to_string() })?;
+                let c = self.campaign_mut(campaign)?;
+                if c.state == RunState::Running {
+                    return Err(EngineError::CampaignRunning { campaign });
+                }
+                if c.settings.pacing != settings.pacing {
+                    c.pacer = settings.pacing.build();
+                }
+                if c.settings.abandon_window() != settings.abandon_window()
+                    || c.settings.pacing.confidence != settings.pacing.confidence
+                    || c.settings.counted_false_positive() != settings.counted_false_positive()
+                {
+                    // The ledger's rules changed; the daemon seeds it again from the
+                    // call records.
+                    c.ledger = AbandonLedger::new(
+                        settings.abandon_window(),
+                        settings.pacing.confidence,
+                        settings.counted_false_positive(),
+                    );
+                }
+                c.zone = zone(&settings.time_zone).unwrap_or(TimeZone::UTC);
+                c.settings = *settings;
+            }
+            CampaignCommand::Seed { campaign, answers } => {
+                let c = self.campaign_mut(campaign)?;
+                for a in answers {
+                    c.ledger.record_live(a.at, a.after_amd);
+                    if a.abandoned {
+                        c.ledger.record_abandon(a.at);
+                    }
+                    c.stats.live_answers += 1;
+                    c.stats.abandoned += u64::from(a.abandoned);
+                }
             }
             CampaignCommand::AddLeads { campaign, leads } => {
                 let c = self.campaign_mut(campaign)?;
@@ -819,10 +985,7 @@ impl Engine {
         if counts.active() == 0 {
             return; // Never dial without an agent able to take the call.
         }
-        let window_left_s = c
-            .settings
-            .calling_window
-            .left_s(now, c.settings.pacing.utc_offset_min);
+        let window_left_s = c.settings.calling_window.left_s(now, &c.zone);
         if window_left_s.is_none() {
             return; // Outside the calling window.
         }
@@ -881,17 +1044,25 @@ impl Engine {
     }
 
     fn originate(&mut self, campaign: CampaignId, lead: DialableLead) {
+        self.place_call(campaign, lead, None);
+    }
+
+    fn place_call(&mut self, campaign: CampaignId, lead: DialableLead, reserved: Option<Reserved>) {
         let now = self.now;
         let id = CallId(self.next_call);
         self.next_call += 1;
         let c = self.campaigns.get_mut(&campaign).expect("caller checked");
-        c.in_flight += 1;
         c.stats.dials += 1;
         self.total_in_flight += 1;
         let ring_timeout = c.settings.ring_timeout();
-        let caller_id = c.settings.caller_id.clone();
-        c.pacer.observe(now, Observation::Dialed);
-        self.calls.insert(id, Call::new(id, campaign, lead.id, now));
+        let caller_id = c.settings.caller_id_for(c.stats.dials - 1).to_owned();
+        if reserved.is_none() {
+            c.in_flight += 1;
+            c.pacer.observe(now, Observation::Dialed);
+        }
+        let mut call = Call::new(id, campaign, lead.id, now);
+        call.reserved = reserved;
+        self.calls.insert(id, call);
         self.emit(Output::Persist(Record::Dialing {
             call: id,
             campaign,
@@ -905,6 +1076,7 @@ impl Engine {
             number: lead.number,
             caller_id,
             ring_timeout,
+            agent: reserved.map(|r| r.agent),
         });
         self.timer(now + ring_timeout, Timer::RingTimeout(id));
     }

@@ -359,6 +359,9 @@ impl Scenario {
             abandon_window_h: 24.0,
             abandon_prompt: Some("abandon".into()),
             calling_window: self.calling_window(),
+            // The simulated day runs on UTC, whatever the scenario's start time.
+            time_zone: "UTC".into(),
+            ..CampaignSettings::default()
         }
     }
 
@@ -371,11 +374,13 @@ impl Scenario {
             CallingWindow {
                 start_hhmm: self.start_hhmm,
                 end_hhmm: end / 60 * 100 + end % 60,
+                ..CallingWindow::default()
             }
         } else {
             CallingWindow {
                 start_hhmm: 0,
                 end_hhmm: 2400,
+                ..CallingWindow::default()
             }
         }
     }
