@@ -33,4 +33,5 @@ pub mod ids;
 pub mod outcome;
 pub mod pacing;
 pub mod sim;
+pub mod store;
 pub mod time;

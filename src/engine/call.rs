@@ -124,6 +124,8 @@ impl Call {
             sip_status,
             agent: self.agent(),
             abandoned: outcome == Outcome::Abandoned,
+            dialed_by: self.reserved.map(|r| r.agent),
+            recovered: false,
         }
     }
 }

@@ -56,7 +56,7 @@ pub enum Progress {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AmdVerdict {
     Human,
@@ -237,11 +237,14 @@ pub enum Record {
         agent: AgentId,
         code: String,
         at: Time,
+        /// The disposition took a live answer back out of the abandon figures
+        /// (`machine`); `after_amd` says whether it had passed AMD.
+        retracted: Option<bool>,
     },
 }
 
 /// One call attempt with every timestamp.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct CallRecord {
     pub call: CallId,
     pub campaign: CampaignId,
@@ -257,6 +260,13 @@ pub struct CallRecord {
     pub sip_status: Option<u16>,
     pub agent: Option<AgentId>,
     pub abandoned: bool,
+    /// The agent that dialled the call itself (outside pacing and the abandon rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialed_by: Option<AgentId>,
+    /// Closed at restart: the daemon stopped while the call was up, so the real
+    /// outcome is unknown (recorded as `network`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

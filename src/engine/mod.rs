@@ -550,12 +550,14 @@ impl Engine {
                 let talk_s = now.secs_since(call.bridged_at.unwrap_or(now));
                 let (campaign, lead) = (call.campaign, call.lead);
                 let after_amd = call.amd_verdict.is_some();
+                let counted = call.reserved.is_none();
                 self.finish(id, Outcome::Connected, None);
                 let wrap = Wrap {
                     campaign,
                     lead,
                     since: now,
                     after_amd,
+                    counted,
                 };
                 self.wrapping.insert(agent, wrap);
                 self.observe(campaign, Observation::TalkEnded { talk_s });
@@ -725,14 +727,17 @@ impl Engine {
                 else {
                     return Err(EngineError::NoCallToDisposition { agent });
                 };
-                let (lead, after_amd, campaign) = (wrap.lead, wrap.after_amd, wrap.campaign);
-                if code == MACHINE_DISPOSITION {
+                let (lead, after_amd, campaign, counted) =
+                    (wrap.lead, wrap.after_amd, wrap.campaign, wrap.counted);
+                let mut retracted = None;
+                if code == MACHINE_DISPOSITION && counted {
                     // The agent found a machine that AMD let through: not a live answer.
                     if let Some(c) = self.campaigns.get_mut(&campaign) {
                         c.ledger.retract_live(now, after_amd);
                         c.stats.live_answers = c.stats.live_answers.saturating_sub(1);
                         c.stats.machines += 1;
                     }
+                    retracted = Some(after_amd);
                 }
                 self.emit(Output::Persist(Record::Disposition {
                     call,
@@ -740,6 +745,7 @@ impl Engine {
                     agent,
                     code,
                     at: now,
+                    retracted,
                 }));
                 if then_ready {
                     self.agents.ready(agent, now)?;
@@ -1093,6 +1099,8 @@ struct Wrap {
     since: Time,
     /// The call reached the agent on an AMD verdict.
     after_amd: bool,
+    /// The call counted as a live answer (not the agent's own call).
+    counted: bool,
 }
 
 // The daemon moves the engine into its own task: it must stay `Send`.
