@@ -27,6 +27,43 @@ pub enum Command {
         /// The TOML file (the embedded defaults when omitted).
         file: Option<PathBuf>,
     },
+    /// Run the daemon: store, control socket, engine, trunk.
+    Run(RunArgs),
+    /// Send one command to a running daemon and print the response (JSON lines).
+    Ctl(CtlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file (the embedded defaults when omitted).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Store folder (overrides `daemon.data_dir`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Control socket path (overrides `control.socket`).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// Unix socket of the daemon.
+    #[arg(long, default_value = "./dialerd.sock")]
+    pub socket: PathBuf,
+    /// Connect over TCP instead (`127.0.0.1:7070`); needs `--token`.
+    #[arg(long)]
+    pub tcp: Option<String>,
+    /// Token sent with `auth` first.
+    #[arg(long, env = "DIALERD_TOKEN")]
+    pub token: Option<String>,
+    /// Keep printing what the daemon sends (events) after the response.
+    #[arg(long)]
+    pub follow: bool,
+    /// The command (`campaign.list`, `lead.add`, …).
+    pub cmd: String,
+    /// Its arguments as a JSON object.
+    pub args: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +114,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run(args) => {
+            let mut cfg = match &args.config {
+                Some(f) => Config::load(f)?,
+                None => Config::embedded(),
+            };
+            if let Some(d) = args.data {
+                cfg.daemon.data_dir = d;
+            }
+            if let Some(s) = args.socket {
+                cfg.control.socket = s;
+            }
+            crate::daemon::run_blocking(cfg)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ctl(args) => crate::control::client::ctl(&args),
     }
 }
 

@@ -28,6 +28,8 @@ pub mod agents;
 pub mod campaign;
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod daemon;
 pub mod engine;
 pub mod ids;
 pub mod outcome;

@@ -107,6 +107,10 @@ pub enum CampaignCommand {
         campaign: CampaignId,
         leads: Vec<DialableLead>,
     },
+    /// Remove a campaign that is not running, has no call up and no agent.
+    Delete {
+        campaign: CampaignId,
+    },
     /// Take a buffered lead back (it went on a DNC list, was deleted or changed).
     Withdraw {
         campaign: CampaignId,
@@ -281,6 +285,8 @@ pub enum EngineError {
     InvalidSettings { why: String },
     #[error("agent {agent} has no call to disposition")]
     NoCallToDisposition { agent: AgentId },
+    #[error("campaign {campaign} has calls or agents: stop it and log its agents out first")]
+    CampaignInUse { campaign: CampaignId },
     #[error("campaign {campaign} is running: pause or stop it first")]
     CampaignRunning { campaign: CampaignId },
     #[error("campaign {campaign} is outside its calling window")]

@@ -182,6 +182,13 @@ impl Engine {
         self.calls.get(&id)
     }
 
+    /// Every call up, in id order.
+    pub fn call_ids(&self) -> Vec<CallId> {
+        let mut v: Vec<CallId> = self.calls.keys().copied().collect();
+        v.sort();
+        v
+    }
+
     pub fn calls_in_flight(&self) -> usize {
         self.total_in_flight
     }
@@ -880,6 +887,18 @@ impl Engine {
                     self.end_unanswered(call, Outcome::Canceled, None, true);
                 }
                 self.campaign_mut(campaign)?.leads.clear();
+            }
+            CampaignCommand::Delete { campaign } => {
+                let c = self.campaign_mut(campaign)?;
+                if c.state == RunState::Running {
+                    return Err(EngineError::CampaignRunning { campaign });
+                }
+                let in_use = self.calls.values().any(|k| k.campaign == campaign)
+                    || self.agents.counts(campaign).logged_in() > 0;
+                if in_use {
+                    return Err(EngineError::CampaignInUse { campaign });
+                }
+                self.campaigns.remove(&campaign);
             }
             CampaignCommand::Withdraw { campaign, lead } => {
                 self.campaign_mut(campaign)?.leads.retain(|l| l.id != lead);
