@@ -665,7 +665,9 @@ impl Core {
                 }
             },
             _ => {
-                return Err(ErrorBody::new("bad_args", "give `lead` or `number`").with_field("lead"));
+                return Err(
+                    ErrorBody::new("bad_args", "give `lead` or `number`").with_field("lead")
+                );
             }
         };
         if lead.campaign != campaign {
