@@ -130,6 +130,17 @@ impl Daemon {
         std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Reap a daemon killed from elsewhere (by pid).
+    pub fn reap(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
     /// SIGKILL, no goodbye.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -170,7 +181,7 @@ impl Daemon {
     }
 }
 
-fn unsafe_kill(pid: u32, sig: &str) {
+pub fn unsafe_kill(pid: u32, sig: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())
@@ -237,6 +248,20 @@ impl Client {
                 self.events.push_back(v);
             } else {
                 return v;
+            }
+        }
+    }
+
+    /// Send a request; `None` when the daemon is gone.
+    pub fn try_req(&mut self, cmd: &str, args: Value) -> Option<Value> {
+        self.next_id += 1;
+        let line = json!({ "id": self.next_id, "cmd": cmd, "args": args }).to_string();
+        self.wr.write_all(format!("{line}\n").as_bytes()).ok()?;
+        self.wr.flush().ok()?;
+        loop {
+            let v = self.line()?;
+            if v.get("event").is_none() {
+                return Some(v);
             }
         }
     }
