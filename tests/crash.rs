@@ -48,7 +48,8 @@ fn all_leads(c: &mut Client, campaign: u64) -> Vec<Value> {
 }
 
 fn number(i: u64) -> String {
-    format!("+4420794{:05}", i % 100_000)
+    assert!(i < 10_000_000);
+    format!("+44207{i:07}")
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //!  (any) ─▶ dnc | invalid | max_attempts   (final)
 //! ```
 
-use phonenumber::country;
+use rlibphonenumber::enums::Region;
+use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumberFormat};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -162,17 +163,20 @@ impl LeadError {
     }
 }
 
+/// A country (ISO 3166 region) of the numbering plan.
+pub type Country = Region;
+
 /// A number in E.164 with the country it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Normalised {
     pub e164: String,
-    pub region: Option<country::Id>,
+    pub region: Option<Country>,
 }
 
 /// Parse and validate `raw` (national numbers are read as `default_country`'s) and
 /// give it in E.164. Validation uses libphonenumber's metadata: the number must be a
 /// real, assignable number of its country, not merely the right length.
-pub fn normalise(raw: &str, default_country: country::Id) -> Result<Normalised, LeadError> {
+pub fn normalise(raw: &str, default_country: Country) -> Result<Normalised, LeadError> {
     let invalid = |why: &str| LeadError::InvalidNumber {
         number: raw.chars().take(64).collect(),
         why: why.into(),
@@ -180,20 +184,20 @@ pub fn normalise(raw: &str, default_country: country::Id) -> Result<Normalised, 
     if raw.len() > 64 {
         return Err(invalid("longer than 64 characters"));
     }
-    let parsed =
-        phonenumber::parse(Some(default_country), raw).map_err(|e| invalid(&e.to_string()))?;
-    if !phonenumber::is_valid(&parsed) {
+    let parsed = PHONE_NUMBER_UTIL
+        .parse(raw, Some(default_country))
+        .map_err(|e| invalid(&e.to_string()))?;
+    if !parsed.is_valid() {
         return Err(invalid("no such number in its numbering plan"));
     }
-    let e164 = format!("+{}{}", parsed.code().value(), parsed.national().value());
     Ok(Normalised {
-        e164,
-        region: parsed.country().id(),
+        e164: parsed.format_as(PhoneNumberFormat::E164).to_string(),
+        region: parsed.get_region_code(),
     })
 }
 
 /// Parse an ISO 3166 country code (`GB`).
-pub fn country_id(code: &str) -> Option<country::Id> {
+pub fn country_id(code: &str) -> Option<Country> {
     code.parse().ok()
 }
 
@@ -203,7 +207,7 @@ pub fn build(
     input: LeadInput,
     id: LeadId,
     campaign: CampaignId,
-    default_country: country::Id,
+    default_country: Country,
     default_zone: &str,
     now: Time,
 ) -> Result<(Lead, Option<LeadError>), LeadError> {
@@ -246,7 +250,7 @@ pub fn build(
         .time_zone
         .or_else(|| {
             region
-                .and_then(|r| single_zone_of_country(r.as_ref()))
+                .and_then(|r| single_zone_of_country(&r.to_string()))
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| default_zone.to_owned());
@@ -276,7 +280,7 @@ mod tests {
 
     #[test]
     fn numbers_are_normalised_to_e164() {
-        let gb = country::Id::GB;
+        let gb = Country::GB;
         assert_eq!(
             normalise("020 7946 0123", gb).unwrap().e164,
             "+442079460123"
@@ -287,7 +291,7 @@ mod tests {
         );
         let us = normalise("+1 212-555-0123", gb).unwrap();
         assert_eq!(us.e164, "+12125550123");
-        assert_eq!(us.region, Some(country::Id::US));
+        assert_eq!(us.region, Some(Country::US));
         for bad in ["12", "020 7946 01234567", "hello", "+44 99 1234", ""] {
             let e = normalise(bad, gb).unwrap_err();
             assert_eq!(e.code(), "invalid_number", "{bad}");
@@ -296,7 +300,7 @@ mod tests {
 
     #[test]
     fn building_checks_fields_priority_and_zone() {
-        let gb = country::Id::GB;
+        let gb = Country::GB;
         let mk = |input: LeadInput| {
             build(
                 input,

@@ -24,7 +24,7 @@ use crate::config::ConfigError;
 use crate::ids::LeadId;
 use crate::pacing::PacingConfig;
 pub use lead::{
-    DEFAULT_PRIORITY, Lead, LeadError, LeadInput, LeadState, MAX_FIELDS_BYTES, MAX_PRIORITY,
+    Country, DEFAULT_PRIORITY, Lead, LeadError, LeadInput, LeadState, MAX_FIELDS_BYTES, MAX_PRIORITY,
     Normalised, build as build_lead, country_id, normalise,
 };
 pub use retry::{

@@ -42,7 +42,7 @@ impl Store {
             Some(c) => country_id(&self.campaign(c)?.settings.default_country),
             None => None,
         }
-        .unwrap_or(phonenumber::country::Id::GB);
+        .unwrap_or(crate::campaign::Country::GB);
         Ok(campaign::normalise(raw, country)?.e164)
     }
 

@@ -266,7 +266,7 @@ impl Store {
         now: Time,
     ) -> Result<Vec<LeadResult>> {
         let settings = &self.campaign(campaign)?.settings;
-        let country = country_id(&settings.default_country).unwrap_or(phonenumber::country::Id::GB);
+        let country = country_id(&settings.default_country).unwrap_or(crate::campaign::Country::GB);
         let zone = settings.time_zone.clone();
         // Phone numbers are the costly part: parse them on every core.
         let built = build_parallel(inputs, campaign, country, &zone, now);
@@ -440,7 +440,7 @@ impl Store {
     pub fn lead_by_number(&self, campaign: CampaignId, number: &str) -> Result<Option<Lead>> {
         let c = self.campaign(campaign)?;
         let country =
-            country_id(&c.settings.default_country).unwrap_or(phonenumber::country::Id::GB);
+            country_id(&c.settings.default_country).unwrap_or(crate::campaign::Country::GB);
         let e164 = campaign::normalise(number, country)?.e164;
         self.phones
             .get(keys::phone(campaign.0, &e164))?
@@ -509,7 +509,7 @@ impl Store {
                 },
                 id,
                 lead.campaign,
-                phonenumber::country::Id::GB,
+                crate::campaign::Country::GB,
                 "UTC",
                 now,
             )?;
@@ -674,7 +674,7 @@ impl Store {
 fn build_parallel(
     inputs: Vec<LeadInput>,
     campaign: CampaignId,
-    country: phonenumber::country::Id,
+    country: crate::campaign::Country,
     zone: &str,
     now: Time,
 ) -> Vec<Result<(Lead, Option<LeadError>), LeadError>> {
