@@ -11,7 +11,9 @@ use dialerd::store::{ImportMapping, Store};
 use dialerd::time::Time;
 
 fn main() -> anyhow::Result<()> {
-    let n: u64 = std::env::args().nth(1).map_or(Ok(1_000_000), |s| s.parse())?;
+    let n: u64 = std::env::args()
+        .nth(1)
+        .map_or(Ok(1_000_000), |s| s.parse())?;
     let dir = std::env::temp_dir().join(format!("dialerd-store-load-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;

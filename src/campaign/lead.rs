@@ -232,10 +232,10 @@ pub fn build(
             got: priority,
         });
     }
-    if let Some(z) = &input.time_zone {
-        if zone(z).is_none() {
-            return Err(LeadError::UnknownTimeZone { zone: z.clone() });
-        }
+    if let Some(z) = &input.time_zone
+        && zone(z).is_none()
+    {
+        return Err(LeadError::UnknownTimeZone { zone: z.clone() });
     }
     let (number, region, state, problem) = match normalise(&input.number, default_country) {
         Ok(n) => (n.e164, n.region, LeadState::New, None),

@@ -24,8 +24,8 @@ use crate::config::ConfigError;
 use crate::ids::LeadId;
 use crate::pacing::PacingConfig;
 pub use lead::{
-    Country, DEFAULT_PRIORITY, Lead, LeadError, LeadInput, LeadState, MAX_FIELDS_BYTES, MAX_PRIORITY,
-    Normalised, build as build_lead, country_id, normalise,
+    Country, DEFAULT_PRIORITY, Lead, LeadError, LeadInput, LeadState, MAX_FIELDS_BYTES,
+    MAX_PRIORITY, Normalised, build as build_lead, country_id, normalise,
 };
 pub use retry::{
     CALLBACK, Callback, DNC, Retry, RetryRules, WRONG_NUMBER, after_call, after_disposition,

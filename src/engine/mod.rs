@@ -261,11 +261,11 @@ impl Engine {
                     }
                 }
                 Timer::Decide(campaign) => {
-                    if let Some(c) = self.campaigns.get_mut(&campaign) {
-                        if c.decision_due.is_some_and(|d| d <= at) {
-                            c.decision_due = None;
-                            c.dirty = true;
-                        }
+                    if let Some(c) = self.campaigns.get_mut(&campaign)
+                        && c.decision_due.is_some_and(|d| d <= at)
+                    {
+                        c.decision_due = None;
+                        c.dirty = true;
                     }
                 }
                 Timer::Stats(campaign) => self.emit_stats(campaign),
@@ -594,10 +594,10 @@ impl Engine {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
-        if call.paced() {
-            if let Some(c) = self.campaigns.get_mut(&call.campaign) {
-                c.in_flight -= 1;
-            }
+        if call.paced()
+            && let Some(c) = self.campaigns.get_mut(&call.campaign)
+        {
+            c.in_flight -= 1;
         }
         if call.in_flight() {
             self.total_in_flight -= 1;

@@ -268,29 +268,29 @@ impl<'a> World<'a> {
                 self.input(now, Input::Amd { call, verdict });
             }
             Ev::TalkEnd(call) => {
-                if let Some(c) = self.calls.remove(&call) {
-                    if let Some((agent, since)) = c.bridged {
-                        let (fate, t0, t1) = (
-                            c.fate,
-                            since.secs_since(self.start),
-                            now.secs_since(self.start),
-                        );
-                        self.tally.add_busy(
-                            &mut self.intervals,
-                            &mut self.interval,
-                            t0,
-                            t1,
-                            fate == Fate::Person,
-                        );
-                        let wrap = if fate == Fate::Person {
-                            self.s.wrap.sample(&mut self.rng)
-                        } else {
-                            0.0
-                        };
-                        self.tally
-                            .add_wrap(&mut self.intervals, &mut self.interval, t1, t1 + wrap);
-                        self.at(now + secs(wrap), Ev::WrapEnd(agent, fate == Fate::Machine));
-                    }
+                if let Some(c) = self.calls.remove(&call)
+                    && let Some((agent, since)) = c.bridged
+                {
+                    let (fate, t0, t1) = (
+                        c.fate,
+                        since.secs_since(self.start),
+                        now.secs_since(self.start),
+                    );
+                    self.tally.add_busy(
+                        &mut self.intervals,
+                        &mut self.interval,
+                        t0,
+                        t1,
+                        fate == Fate::Person,
+                    );
+                    let wrap = if fate == Fate::Person {
+                        self.s.wrap.sample(&mut self.rng)
+                    } else {
+                        0.0
+                    };
+                    self.tally
+                        .add_wrap(&mut self.intervals, &mut self.interval, t1, t1 + wrap);
+                    self.at(now + secs(wrap), Ev::WrapEnd(agent, fate == Fate::Machine));
                 }
                 self.input(now, Input::Hangup { call });
             }
@@ -377,10 +377,11 @@ impl<'a> World<'a> {
                 self.at(now + secs(talk), Ev::TalkEnd(call));
             }
             Output::Hangup { call, outcome, .. } => {
-                if let Some(c) = self.calls.remove(&call) {
-                    if c.fate == Fate::Person && outcome == Outcome::Abandoned {
-                        self.tally.queue_abandons += 1;
-                    }
+                if let Some(c) = self.calls.remove(&call)
+                    && c.fate == Fate::Person
+                    && outcome == Outcome::Abandoned
+                {
+                    self.tally.queue_abandons += 1;
                 }
             }
             Output::LeadsWanted { campaign, count } => {

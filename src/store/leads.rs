@@ -356,9 +356,15 @@ impl Store {
         };
         self.meta.insert(super::IMPORT_JOURNAL, encode(&journal))?;
         self.flush()?;
-        self.leads.apply_batch(leads)?;
-        self.phones.apply_batch(phones)?;
-        self.due.apply_batch(due)?;
+        // The three trees are independent: write them side by side.
+        let (lt, pt, dt) = (&self.leads, &self.phones, &self.due);
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| lt.apply_batch(leads));
+            let b = pt.apply_batch(phones).and_then(|()| dt.apply_batch(due));
+            (a.join().expect("batch writes do not panic"), b)
+        });
+        a?;
+        b?;
         self.meta.insert(seq_key, &(next - 1).to_be_bytes())?;
         Ok(results)
     }
@@ -423,10 +429,10 @@ impl Store {
             {
                 return Ok(false);
             }
-            if let Slot::Due(k) = slot(&lead) {
-                if !self.due.contains_key(k)? {
-                    return Ok(false);
-                }
+            if let Slot::Due(k) = slot(&lead)
+                && !self.due.contains_key(k)?
+            {
+                return Ok(false);
             }
         }
         Ok(true)
@@ -593,21 +599,17 @@ impl Store {
         let mut budget = count.saturating_mul(SCAN_FACTOR).max(100);
         for priority in (0..=MAX_PRIORITY).rev() {
             let (lo, hi) = keys::due_range(campaign, priority, now);
-            let entries: Vec<sled::IVec> = self
-                .due
-                .range(lo.as_slice()..hi.as_slice())
-                .keys()
-                .take(budget)
-                .collect::<Result<_, _>>()?;
-            for k in entries {
+            // Lazily: the iterator holds its own handle on the tree, and entries
+            // moved or removed below lie outside the range still to be read.
+            for k in self.due.range(lo.as_slice()..hi.as_slice()).keys() {
                 if out.len() == count || budget == 0 {
                     return Ok(out);
                 }
-                budget -= 1;
-                let id = keys::lead_from(&k);
+                let id = keys::lead_from(&k?);
                 if self.taken.contains(&id) {
-                    continue;
+                    continue; // In the engine's buffer: cheap to pass over.
                 }
+                budget -= 1;
                 let lead = self.get_lead(id)?;
                 let tz = self.zones.get(&lead.time_zone).clone();
                 if window.left_s(now, &tz).is_none() {
