@@ -16,13 +16,18 @@
 //! | [`pacing`] | estimators, the abandon ledger, and the policies: progressive, ratio, predictive, vicidial-adapt |
 //! | [`engine`] | the sans-IO orchestrator: dial loop, call lifecycle, abandon accounting, routing |
 //! | [`agents`] | agent state machine and the queue of persons waiting for an agent |
-//! | [`campaign`] | campaign settings and validation, dialable leads |
+//! | [`campaign`] | campaign settings, leads (E.164, states), retry rules, abandon lockout, calling windows in a time zone |
+//! | [`store`] | sled persistence: campaigns, leads, due and phone indexes, DNC, CDRs, callbacks, abandon counters; crash recovery |
+//! | [`control`] | the JSON-lines protocol (pure codec), roles, the Unix/TCP server, `dialerd ctl` |
+//! | [`daemon`] | `dialerd run`: the core task (engine + store + trunk), control commands, the simulated trunk, shutdown |
 //! | [`sim`] | scenarios (TOML), the discrete-event loop, reports (JSON, CSV, SVG), ratio sweeps |
 //! | [`config`] | the daemon's TOML configuration with validation |
 //! | [`cli`] | the `dialerd` command line (the binary only parses and calls in) |
 //!
 //! Data flows one way: driver → [`engine::Input`] → engine → [`engine::Output`] →
-//! driver. Nothing below `engine` calls up into it.
+//! driver. Nothing below `engine` calls up into it. In the daemon the driver is the
+//! core task: control requests and trunk events become inputs; records are written
+//! to the store and flushed before any call is placed or any answer given.
 
 pub mod agents;
 pub mod campaign;
