@@ -456,6 +456,25 @@ fn agents_take_calls_and_a_dropped_connection_logs_them_out() {
         "invalid_number"
     );
 
+    // A callback reserved for this agent; pause, ready, log out, back in.
+    let other = crm.ok(
+        "lead.get",
+        json!({ "campaign": id, "number": "02079469999" }),
+    );
+    let at = other["created_at"].as_u64().unwrap() + 3_600_000;
+    let cb = agent.ok(
+        "agent.callback",
+        json!({ "lead": other["id"], "at": at, "same_agent": true }),
+    );
+    assert_eq!(
+        (cb["agent"].as_u64(), cb["due_at"].as_u64()),
+        (Some(3), Some(at))
+    );
+    assert_eq!(agent.ok("agent.pause", json!({}))["state"], "paused");
+    assert_eq!(agent.ok("agent.logout", json!({}))["state"], "logged_out");
+    assert_eq!(agent.err("agent.ready", json!({})), "not_logged_in");
+    agent.ok("agent.login", json!({ "campaign": id }));
+
     // The agent's connection drops: it is logged out.
     let before = crm.ok("stats.agents", json!({ "campaign": id }));
     assert_eq!(before.as_array().unwrap().len(), 1);
