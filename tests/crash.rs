@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use common::{Client, Daemon, FAST_TRUNK, TempDir, agent_token, fast_campaign, unsafe_kill};
+use common::{Client, Daemon, FAST_TRUNK, TempDir, agent_token, fast_campaign, send_signal};
 use serde_json::{Value, json};
 
 /// A small deterministic generator for kill times.
@@ -25,7 +25,7 @@ impl Rng {
 fn kill_after(pid: u32, ms: u64) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(ms));
-        unsafe_kill(pid, "KILL");
+        send_signal(pid, "KILL");
     })
 }
 
@@ -189,7 +189,7 @@ fn dialing_survives_sigkill_without_early_redials() {
         let mut crm = d.unix();
         std::thread::sleep(Duration::from_millis(300 + rng.below(1200)));
         let before = cdrs(&mut crm, campaign).len();
-        unsafe_kill(d.pid(), "KILL");
+        send_signal(d.pid(), "KILL");
         d.reap();
         for a in agents {
             a.join().unwrap();
