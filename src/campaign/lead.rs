@@ -201,17 +201,10 @@ pub fn country_id(code: &str) -> Option<Country> {
     code.parse().ok()
 }
 
-/// Build the stored lead from a CRM's input; errors that leave the lead storable
-/// (an invalid number) give a lead in state `invalid` with the error.
-pub fn build(
-    input: LeadInput,
-    id: LeadId,
-    campaign: CampaignId,
-    default_country: Country,
-    default_zone: &str,
-    now: Time,
-) -> Result<(Lead, Option<LeadError>), LeadError> {
-    let fields = match input.fields {
+/// A lead's custom fields: a JSON object (or nothing) of at most
+/// [`MAX_FIELDS_BYTES`].
+pub fn check_fields(fields: Option<Value>) -> Result<Map<String, Value>, LeadError> {
+    let fields = match fields {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,
         Some(_) => return Err(LeadError::FieldsNotObject),
@@ -225,17 +218,44 @@ pub fn build(
             });
         }
     }
-    let priority = input.priority.unwrap_or(DEFAULT_PRIORITY);
-    if priority > MAX_PRIORITY {
-        return Err(LeadError::BadPriority {
+    Ok(fields)
+}
+
+/// A lead's priority, [`DEFAULT_PRIORITY`] when not given.
+pub fn check_priority(priority: Option<u8>) -> Result<u8, LeadError> {
+    match priority.unwrap_or(DEFAULT_PRIORITY) {
+        p if p > MAX_PRIORITY => Err(LeadError::BadPriority {
             max: MAX_PRIORITY,
-            got: priority,
-        });
+            got: p,
+        }),
+        p => Ok(p),
     }
-    if let Some(z) = &input.time_zone
-        && zone(z).is_none()
-    {
-        return Err(LeadError::UnknownTimeZone { zone: z.clone() });
+}
+
+/// A lead's time zone must be a known IANA name.
+pub fn check_zone(name: &str) -> Result<(), LeadError> {
+    match zone(name) {
+        Some(_) => Ok(()),
+        None => Err(LeadError::UnknownTimeZone {
+            zone: name.to_owned(),
+        }),
+    }
+}
+
+/// Build the stored lead from a CRM's input; errors that leave the lead storable
+/// (an invalid number) give a lead in state `invalid` with the error.
+pub fn build(
+    input: LeadInput,
+    id: LeadId,
+    campaign: CampaignId,
+    default_country: Country,
+    default_zone: &str,
+    now: Time,
+) -> Result<(Lead, Option<LeadError>), LeadError> {
+    let fields = check_fields(input.fields)?;
+    let priority = check_priority(input.priority)?;
+    if let Some(z) = &input.time_zone {
+        check_zone(z)?;
     }
     let (number, region, state, problem) = match normalise(&input.number, default_country) {
         Ok(n) => (n.e164, n.region, LeadState::New, None),

@@ -25,7 +25,8 @@ use crate::ids::LeadId;
 use crate::pacing::PacingConfig;
 pub use lead::{
     Country, DEFAULT_PRIORITY, Lead, LeadError, LeadInput, LeadState, MAX_FIELDS_BYTES,
-    MAX_PRIORITY, Normalised, build as build_lead, country_id, normalise,
+    MAX_PRIORITY, Normalised, build as build_lead, check_fields, check_priority, check_zone,
+    country_id, normalise,
 };
 pub use retry::{
     CALLBACK, Callback, DNC, Retry, RetryRules, WRONG_NUMBER, after_call, after_disposition,

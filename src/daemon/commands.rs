@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::core::{AgentSession, Core};
+use super::core::Core;
 use crate::agents::AgentError;
 use crate::campaign::{Callback, CampaignSettings, DialableLead, LeadInput, LeadState};
 use crate::config::{ConfigError, Role};
@@ -135,6 +135,15 @@ impl Core {
             (None, Some(a)) if s.has(Role::Crm) => Ok(a),
             (None, _) => Err(ErrorBody::new("bad_args", "name the agent").with_field("agent")),
         }
+    }
+
+    /// The campaign a logged-in agent works on.
+    fn agent_campaign(&self, agent: AgentId) -> Result<CampaignId, ErrorBody> {
+        self.engine
+            .agents()
+            .get(agent)
+            .map(|x| x.campaign)
+            .ok_or_else(|| EngineError::Agent(AgentError::NotLoggedIn { agent }).into())
     }
 
     fn dispatch(&mut self, s: &Session, cmd: &str, a: Value, now: Time) -> Reply {
@@ -318,7 +327,7 @@ impl Core {
                 let a: A = args(a)?;
                 let patch: LeadPatch = args(a.patch)?;
                 self.withdraw(a.lead, now);
-                Ok(json!(self.store.update_lead(a.lead, patch, now)?))
+                Ok(json!(self.store.update_lead(a.lead, patch)?))
             }
             "lead.delete" => {
                 #[derive(Deserialize)]
@@ -395,7 +404,7 @@ impl Core {
                         campaign: a.campaign,
                     }),
                 )?;
-                self.agents.insert(agent, AgentSession { conn: s.conn });
+                self.agents.insert(agent, s.conn);
                 self.store.put_agent(&crate::store::AgentProfile {
                     id: agent,
                     campaign: a.campaign,
@@ -448,12 +457,7 @@ impl Core {
                 }
                 let a: A = args(a)?;
                 let agent = self.me(s, a.agent)?;
-                let campaign = self
-                    .engine
-                    .agents()
-                    .get(agent)
-                    .map(|x| x.campaign)
-                    .ok_or(EngineError::Agent(AgentError::NotLoggedIn { agent }))?;
+                let campaign = self.agent_campaign(agent)?;
                 let settings = &self.store.campaign(campaign)?.settings;
                 if !settings.dispositions.contains(&a.code) {
                     return Err(ErrorBody::new(
@@ -534,7 +538,7 @@ impl Core {
                     agent: Some(a.same_agent.then_some(agent)),
                     ..LeadPatch::default()
                 };
-                Ok(json!(self.store.update_lead(a.lead, patch, now)?))
+                Ok(json!(self.store.update_lead(a.lead, patch)?))
             }
             "call.dial" => self.call_dial(s, a, now),
             "call.hangup" => {
@@ -637,12 +641,7 @@ impl Core {
         }
         let a: A = args(a)?;
         let agent = self.me(s, a.agent)?;
-        let campaign = self
-            .engine
-            .agents()
-            .get(agent)
-            .map(|x| x.campaign)
-            .ok_or(EngineError::Agent(AgentError::NotLoggedIn { agent }))?;
+        let campaign = self.agent_campaign(agent)?;
         let lead = match (a.lead, a.number) {
             (Some(l), None) => self.store.lead(l)?,
             (None, Some(n)) => match self.store.lead_by_number(campaign, &n)? {

@@ -27,18 +27,14 @@ pub fn now() -> Time {
     Time(d.as_millis() as u64)
 }
 
-/// An agent's session on the control socket.
-pub(super) struct AgentSession {
-    pub conn: u64,
-}
-
 pub struct Core {
     pub(super) cfg: Config,
     pub(super) engine: Engine,
     pub(super) store: Store,
     pub(super) trunk: SimTrunk,
     pub(super) events: broadcast::Sender<Published>,
-    pub(super) agents: HashMap<AgentId, AgentSession>,
+    /// Logged-in agents and the control connection that logged each in.
+    pub(super) agents: HashMap<AgentId, u64>,
     /// Callbacks asked for with a disposition, until the engine's record of it.
     pub(super) pending_callbacks: HashMap<AgentId, Callback>,
     /// Store errors seen (disk full, …): the daemon stops dialing while they last.
@@ -46,11 +42,16 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn new(cfg: Config, store: Store, events: broadcast::Sender<Published>) -> Core {
+    pub fn new(
+        cfg: Config,
+        store: Store,
+        events: broadcast::Sender<Published>,
+    ) -> Result<Core, crate::store::StoreError> {
         let mut engine = Engine::new(cfg.engine.clone());
-        engine.set_next_call_id(store.last_call_id().unwrap_or(0) + 1);
+        // Never reuse a call id: an unreadable counter stops the start.
+        engine.set_next_call_id(store.last_call_id()? + 1);
         let trunk = SimTrunk::new(cfg.simulated_trunk.clone(), cfg.daemon.seed);
-        Core {
+        Ok(Core {
             cfg,
             engine,
             store,
@@ -59,7 +60,7 @@ impl Core {
             agents: HashMap::new(),
             pending_callbacks: HashMap::new(),
             storage_errors: 0,
-        }
+        })
     }
 
     /// Give the engine every stored campaign, seeded with its abandon history, in the
@@ -209,9 +210,9 @@ impl Core {
     /// Write one record. `Err(Some(call))` when a dial could not be made durable.
     fn persist(&mut self, rec: Record, now: Time) -> Result<(), Option<CallId>> {
         let r = match &rec {
-            Record::Dialing { call, lead, at, .. } => self
+            Record::Dialing { call, lead, .. } => self
                 .store
-                .dialing(*call, *lead, *at)
+                .dialing(*call, *lead)
                 .map_err(|e| (e, Some(*call))),
             Record::Call(cdr) => self
                 .store
@@ -322,7 +323,7 @@ impl Core {
         let gone: Vec<AgentId> = self
             .agents
             .iter()
-            .filter(|(_, s)| s.conn == conn)
+            .filter(|(_, c)| **c == conn)
             .map(|(a, _)| *a)
             .collect();
         for agent in gone {

@@ -56,7 +56,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         );
     }
     let (events, _) = broadcast::channel(4096);
-    let mut core = Core::new(cfg.clone(), store, events.clone());
+    let mut core = Core::new(cfg.clone(), store, events.clone())?;
     core.restore(started)?;
     let listeners = Listeners::bind(&cfg.control).await.with_context(|| {
         format!(

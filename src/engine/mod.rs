@@ -1054,7 +1054,7 @@ impl Engine {
         c.starved = wanted > n;
         let leads: Vec<DialableLead> = c.leads.drain(..n).collect();
         for lead in leads {
-            self.originate(id, lead);
+            self.place_call(id, lead, None);
         }
         let buffer = self.cfg.lead_buffer;
         let c = self.campaigns.get_mut(&id).expect("caller checked");
@@ -1066,10 +1066,6 @@ impl Engine {
                 count: count.max(1),
             });
         }
-    }
-
-    fn originate(&mut self, campaign: CampaignId, lead: DialableLead) {
-        self.place_call(campaign, lead, None);
     }
 
     fn place_call(&mut self, campaign: CampaignId, lead: DialableLead, reserved: Option<Reserved>) {

@@ -58,15 +58,17 @@ fn tx_rewrite(
     new: &Lead,
 ) -> Result<(), Abort> {
     for (lead, insert) in [(old, false), (new, true)] {
-        let (tree, key): (&TransactionalTree, Vec<u8>) = match LeadSlot::of(lead) {
-            LeadSlot::None => continue,
-            LeadSlot::Due(k) => (due, k.to_vec()),
-            LeadSlot::Callback(k) => (callbacks, k.to_vec()),
+        let Some(slot) = LeadSlot::of(lead) else {
+            continue;
+        };
+        let tree = match slot {
+            LeadSlot::Due(_) => due,
+            LeadSlot::Callback(_) => callbacks,
         };
         if insert {
-            tree.insert(key, &[])?;
+            tree.insert(slot.key(), &[])?;
         } else {
-            tree.remove(key)?;
+            tree.remove(slot.key())?;
         }
     }
     leads.insert(&keys::lead(new.id), encode(new))?;
@@ -75,8 +77,7 @@ fn tx_rewrite(
 
 impl Store {
     /// A lead is about to be dialled on `call`. Flush before originating.
-    pub fn dialing(&mut self, call: CallId, lead: LeadId, now: Time) -> Result<()> {
-        let _ = now;
+    pub fn dialing(&mut self, call: CallId, lead: LeadId) -> Result<()> {
         self.taken.remove(&lead);
         (
             &self.leads,

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{Result, Store, StoreError, decode, encode, keys};
-use crate::campaign::{self, Lead, LeadState, country_id};
+use crate::campaign::{self, Country, Lead, LeadState, country_id};
 use crate::ids::{CampaignId, LeadId};
 use crate::time::Time;
 
@@ -38,12 +38,18 @@ impl Store {
     /// A number in E.164 as the list's campaign reads it (GB for the global list
     /// unless written with a country code).
     pub fn normalise_for(&self, campaign: Option<CampaignId>, raw: &str) -> Result<String> {
-        let country = match campaign {
-            Some(c) => country_id(&self.campaign(c)?.settings.default_country),
+        Ok(campaign::normalise(raw, self.country(campaign)?)?.e164)
+    }
+
+    /// The country national numbers are read as: the campaign's, or GB for the
+    /// global list.
+    pub(super) fn country(&self, campaign: Option<CampaignId>) -> Result<Country> {
+        let code = match campaign {
+            Some(c) => Some(&self.campaign(c)?.settings.default_country),
             None => None,
-        }
-        .unwrap_or(crate::campaign::Country::GB);
-        Ok(campaign::normalise(raw, country)?.e164)
+        };
+        // Settings are validated, so the code parses.
+        Ok(code.and_then(|c| country_id(c)).unwrap_or(Country::GB))
     }
 
     pub(crate) fn is_dnc(&self, campaign: CampaignId, e164: &str) -> Result<bool> {

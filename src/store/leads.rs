@@ -7,9 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{Result, Store, StoreError, decode, encode, keys};
-use crate::campaign::{
-    self, DialableLead, Lead, LeadError, LeadInput, LeadState, MAX_PRIORITY, country_id,
-};
+use crate::campaign::{self, DialableLead, Lead, LeadError, LeadInput, LeadState, MAX_PRIORITY};
 use crate::ids::{AgentId, CampaignId, LeadId};
 use crate::time::Time;
 
@@ -117,27 +115,29 @@ mod double_option {
     }
 }
 
-/// The index entry a lead should have: the due index, or its agent's callbacks.
+/// The index entry a queued lead has: the due index, or its agent's callbacks.
 pub(super) enum LeadSlot {
-    None,
     Due([u8; 21]),
     Callback([u8; 20]),
 }
 
 impl LeadSlot {
-    pub(super) fn of(l: &Lead) -> LeadSlot {
+    pub(super) fn of(l: &Lead) -> Option<LeadSlot> {
         match (l.state.is_queued(), l.due_at, l.agent) {
-            (true, Some(at), None) => LeadSlot::Due(keys::due(l.campaign, l.priority, at, l.id)),
-            (true, Some(at), Some(a)) => LeadSlot::Callback(keys::callback(a, at, l.id)),
-            _ => LeadSlot::None,
+            (true, Some(at), None) => {
+                Some(LeadSlot::Due(keys::due(l.campaign, l.priority, at, l.id)))
+            }
+            (true, Some(at), Some(a)) => Some(LeadSlot::Callback(keys::callback(a, at, l.id))),
+            _ => None,
         }
     }
-}
 
-use LeadSlot as Slot;
-
-fn slot(l: &Lead) -> Slot {
-    LeadSlot::of(l)
+    pub(super) fn key(&self) -> &[u8] {
+        match self {
+            LeadSlot::Due(k) => k,
+            LeadSlot::Callback(k) => k,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -265,9 +265,8 @@ impl Store {
         inputs: Vec<LeadInput>,
         now: Time,
     ) -> Result<Vec<LeadResult>> {
-        let settings = &self.campaign(campaign)?.settings;
-        let country = country_id(&settings.default_country).unwrap_or(crate::campaign::Country::GB);
-        let zone = settings.time_zone.clone();
+        let country = self.country(Some(campaign))?;
+        let zone = self.campaign(campaign)?.settings.time_zone.clone();
         // Phone numbers are the costly part: parse them on every core.
         let built = build_parallel(inputs, campaign, country, &zone, now);
         let seq_key = super::lead_seq_key(campaign);
@@ -323,7 +322,7 @@ impl Store {
                 lead.id = keys::lead_id(campaign, next);
             }
             next += 1;
-            if let Slot::Due(k) = slot(&lead) {
+            if let Some(LeadSlot::Due(k)) = LeadSlot::of(&lead) {
                 due.insert(&k, &[]);
             }
             leads.insert(&keys::lead(lead.id), encode(&lead));
@@ -429,7 +428,7 @@ impl Store {
             {
                 return Ok(false);
             }
-            if let Slot::Due(k) = slot(&lead)
+            if let Some(LeadSlot::Due(k)) = LeadSlot::of(&lead)
                 && !self.due.contains_key(k)?
             {
                 return Ok(false);
@@ -444,10 +443,7 @@ impl Store {
 
     /// The lead of a campaign with this number (any format the campaign accepts).
     pub fn lead_by_number(&self, campaign: CampaignId, number: &str) -> Result<Option<Lead>> {
-        let c = self.campaign(campaign)?;
-        let country =
-            country_id(&c.settings.default_country).unwrap_or(crate::campaign::Country::GB);
-        let e164 = campaign::normalise(number, country)?.e164;
+        let e164 = self.normalise_for(Some(campaign), number)?;
         self.phones
             .get(keys::phone(campaign.0, &e164))?
             .map(|v| self.get_lead(keys::lead_from(&v)))
@@ -475,66 +471,45 @@ impl Store {
         Ok(out)
     }
 
-    /// Write a lead and move its index entries from where `old` had them.
-    pub(super) fn rewrite(&self, old: &Lead, new: &Lead) -> Result<()> {
-        match slot(old) {
-            Slot::Due(k) => {
-                self.due.remove(k)?;
-            }
-            Slot::Callback(k) => {
-                self.callbacks.remove(k)?;
-            }
-            Slot::None => {}
+    fn slot_tree(&self, slot: &LeadSlot) -> &sled::Tree {
+        match slot {
+            LeadSlot::Due(_) => &self.due,
+            LeadSlot::Callback(_) => &self.callbacks,
         }
-        match slot(new) {
-            Slot::Due(k) => {
-                self.due.insert(k, &[])?;
-            }
-            Slot::Callback(k) => {
-                self.callbacks.insert(k, &[])?;
-            }
-            Slot::None => {}
+    }
+
+    /// Take a lead's index entry (if any) out.
+    fn unindex(&self, lead: &Lead) -> Result<()> {
+        if let Some(s) = LeadSlot::of(lead) {
+            self.slot_tree(&s).remove(s.key())?;
+        }
+        Ok(())
+    }
+
+    /// Write a lead and move its index entry from where `old` had it.
+    pub(super) fn rewrite(&self, old: &Lead, new: &Lead) -> Result<()> {
+        self.unindex(old)?;
+        if let Some(s) = LeadSlot::of(new) {
+            self.slot_tree(&s).insert(s.key(), &[])?;
         }
         self.leads.insert(keys::lead(new.id), encode(new))?;
         Ok(())
     }
 
-    pub fn update_lead(&mut self, id: LeadId, patch: LeadPatch, now: Time) -> Result<Lead> {
+    pub fn update_lead(&mut self, id: LeadId, patch: LeadPatch) -> Result<Lead> {
         let old = self.get_lead(id)?;
         if old.state.is_active() {
             return Err(StoreError::LeadBusy { lead: id });
         }
         let mut lead = old.clone();
         if let Some(f) = patch.fields {
-            // Reuse the input checks.
-            let checked = campaign::build_lead(
-                LeadInput {
-                    number: "+442079460000".into(),
-                    fields: Some(f),
-                    ..LeadInput::default()
-                },
-                id,
-                lead.campaign,
-                crate::campaign::Country::GB,
-                "UTC",
-                now,
-            )?;
-            lead.fields = checked.0.fields;
+            lead.fields = campaign::check_fields(Some(f))?;
         }
         if let Some(p) = patch.priority {
-            if p > MAX_PRIORITY {
-                return Err(LeadError::BadPriority {
-                    max: MAX_PRIORITY,
-                    got: p,
-                }
-                .into());
-            }
-            lead.priority = p;
+            lead.priority = campaign::check_priority(Some(p))?;
         }
         if let Some(z) = patch.time_zone {
-            if campaign::zone(&z).is_none() {
-                return Err(LeadError::UnknownTimeZone { zone: z }.into());
-            }
+            campaign::check_zone(&z)?;
             lead.time_zone = z;
         }
         if let Some(agent) = patch.agent {
@@ -560,15 +535,7 @@ impl Store {
         if lead.state.is_active() {
             return Err(StoreError::LeadBusy { lead: id });
         }
-        match slot(&lead) {
-            Slot::Due(k) => {
-                self.due.remove(k)?;
-            }
-            Slot::Callback(k) => {
-                self.callbacks.remove(k)?;
-            }
-            Slot::None => {}
-        }
+        self.unindex(&lead)?;
         let pkey = keys::phone(lead.campaign.0, &lead.number);
         if self
             .phones

@@ -172,7 +172,7 @@ fn calls_move_leads_on_by_the_retry_rules() {
         .lead
         .unwrap();
     s.take_due(c, ten(), 1).unwrap();
-    s.dialing(CallId(7), id, ten()).unwrap();
+    s.dialing(CallId(7), id).unwrap();
     assert_eq!(s.lead(id).unwrap().state, LeadState::Dialing);
     assert_eq!(s.last_call_id().unwrap(), 7);
     assert!(s.take_due(c, ten(), 1).unwrap().is_empty());
@@ -187,7 +187,7 @@ fn calls_move_leads_on_by_the_retry_rules() {
     );
     let later = ten() + Duration::from_secs(16 * 60);
     assert_eq!(s.take_due(c, later, 1).unwrap().len(), 1);
-    s.dialing(CallId(8), id, later).unwrap();
+    s.dialing(CallId(8), id).unwrap();
     let l = s
         .call_ended(&cdr(CallId(8), c, id, Outcome::Abandoned, later))
         .unwrap();
@@ -212,7 +212,7 @@ fn dispositions_close_reschedule_or_reserve() {
     let id = s.add_leads(c, vec![input("02079460001")], ten()).unwrap()[0]
         .lead
         .unwrap();
-    s.dialing(CallId(1), id, ten()).unwrap();
+    s.dialing(CallId(1), id).unwrap();
     s.offered(id).unwrap();
     assert_eq!(s.lead(id).unwrap().state, LeadState::InCall);
     s.call_ended(&cdr(CallId(1), c, id, Outcome::Connected, ten()))
@@ -253,7 +253,7 @@ fn recovery_closes_open_calls_without_redialling_at_once() {
         let id = s.add_leads(c, vec![input("02079460001")], ten()).unwrap()[0]
             .lead
             .unwrap();
-        s.dialing(CallId(5), id, ten()).unwrap();
+        s.dialing(CallId(5), id).unwrap();
         s.flush().unwrap();
         (c, id)
     };
