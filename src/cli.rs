@@ -31,6 +31,56 @@ pub enum Command {
     Run(RunArgs),
     /// Send one command to a running daemon and print the response (JSON lines).
     Ctl(CtlArgs),
+    /// Place real SIP calls to a target and print one JSON line per call and a summary.
+    Call(CallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Where to call: a SIP URI (`sip:1000@127.0.0.1:5070;transport=tcp`), or with
+    /// `--trunk`, a number or URI sent through that trunk.
+    pub target: String,
+    /// Configuration file for the `[sip]` section (our addresses, timers, trunks).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Send through this configured trunk instead of straight to the target.
+    #[arg(long)]
+    pub trunk: Option<String>,
+    /// Calls to place.
+    #[arg(long, default_value_t = 1)]
+    pub count: u64,
+    /// Call attempts per second.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Calls ringing or up at once.
+    #[arg(long, default_value_t = 100)]
+    pub concurrency: usize,
+    /// Seconds an answered call stays up before BYE.
+    #[arg(long, default_value_t = 1.0)]
+    pub hangup_after: f64,
+    /// Transport when the target does not say (`udp` or `tcp`).
+    #[arg(long)]
+    pub transport: Option<crate::sip::Transport>,
+    /// Digest credentials for a bare target.
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long, env = "DIALERD_SIP_PASSWORD")]
+    pub password: Option<String>,
+    /// Local address to bind (default: loopback of the target's family, any port).
+    #[arg(long)]
+    pub bind: Option<std::net::SocketAddr>,
+    /// Ring timeout in seconds (at least 15).
+    #[arg(long)]
+    pub ring_timeout: Option<u64>,
+    /// The caller ID presented.
+    #[arg(long, default_value = "dialerd")]
+    pub caller_id: String,
+    /// Print only the summary.
+    #[arg(long)]
+    pub summary_only: bool,
+    /// T1 in milliseconds (retransmission base).
+    #[arg(long)]
+    pub t1_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -129,7 +179,78 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ctl(args) => crate::control::client::ctl(&args),
+        Command::Call(args) => call(&args),
     }
+}
+
+fn call(args: &CallArgs) -> anyhow::Result<ExitCode> {
+    use crate::sip::{Transport, config::MIN_RING_S, load};
+    let mut sip = match &args.config {
+        Some(path) => Config::load(path)?.sip,
+        None => crate::sip::SipConfig::default(),
+    };
+    let trunk = match &args.trunk {
+        Some(name) => sip
+            .trunks
+            .iter()
+            .position(|t| &t.name == name)
+            .with_context(|| format!("no trunk named {name} in the configuration"))?,
+        None => {
+            let mut t =
+                load::trunk_for_target(&args.target, args.transport).with_context(|| {
+                    format!(
+                        "{}: a bare target must be a SIP URI with an IP address (or use --trunk)",
+                        args.target
+                    )
+                })?;
+            t.username = args.user.clone();
+            t.password = args.password.clone();
+            let local = args.bind.unwrap_or_else(|| load::local_for(t.address));
+            sip.udp = (t.transport == Transport::Udp).then_some(local);
+            sip.tcp = (t.transport == Transport::Tcp).then_some(local);
+            sip.trunks = vec![t];
+            0
+        }
+    };
+    if let Some(r) = args.ring_timeout {
+        anyhow::ensure!(
+            r >= MIN_RING_S,
+            "--ring-timeout must be at least {MIN_RING_S} s"
+        );
+        sip.ring_timeout_s = r;
+    }
+    if let Some(t1) = args.t1_ms {
+        sip.t1_ms = t1;
+    }
+    sip.validate()?;
+    anyhow::ensure!(
+        args.rate > 0.0 && args.concurrency > 0,
+        "--rate and --concurrency must be positive"
+    );
+    let plan = load::LoadPlan {
+        target: args.target.clone(),
+        count: args.count,
+        rate: args.rate,
+        concurrency: args.concurrency,
+        hangup_after_s: args.hangup_after,
+        caller_id: args.caller_id.clone(),
+        per_call: !args.summary_only,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let summary = rt.block_on(async {
+        let stdout = std::io::stdout();
+        load::run(sip, trunk, &plan, 1, |line| {
+            let _ = writeln!(stdout.lock(), "{line}");
+        })
+        .await
+    })?;
+    println!(
+        "{}",
+        serde_json::to_string(&serde_json::json!({ "summary": summary }))?
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_scenarios(args: &SimulateArgs) -> anyhow::Result<Vec<Scenario>> {

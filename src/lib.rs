@@ -20,6 +20,7 @@
 //! | [`store`] | sled persistence: campaigns, leads, due and phone indexes, DNC, CDRs, callbacks, abandon counters; crash recovery |
 //! | [`control`] | the JSON-lines protocol (pure codec), roles, the Unix/TCP server, `dialerd ctl` |
 //! | [`daemon`] | `dialerd run`: the core task (engine + store + trunk), control commands, the simulated trunk, shutdown |
+//! | [`sip`] | the SIP user agent: message parsing and building, SDP, digest auth, RFC 3261 transactions, calls and dialogs, trunks (limits, OPTIONS health, REGISTER) as sans-IO cores; UDP/TCP transports; `dialerd call` |
 //! | [`sim`] | scenarios (TOML), the discrete-event loop, reports (JSON, CSV, SVG), ratio sweeps |
 //! | [`config`] | the daemon's TOML configuration with validation |
 //! | [`cli`] | the `dialerd` command line (the binary only parses and calls in) |
@@ -40,5 +41,6 @@ pub mod ids;
 pub mod outcome;
 pub mod pacing;
 pub mod sim;
+pub mod sip;
 pub mod store;
 pub mod time;

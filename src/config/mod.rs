@@ -261,6 +261,8 @@ pub struct Config {
     pub simulated_trunk: SimulatedTrunk,
     /// Defaults for campaigns created without their own settings.
     pub campaign: CampaignSettings,
+    /// The SIP user agent and its trunks.
+    pub sip: crate::sip::SipConfig,
 }
 
 impl Config {
@@ -300,6 +302,7 @@ impl Config {
         self.engine.validate()?;
         self.control.validate()?;
         self.simulated_trunk.validate()?;
+        self.sip.validate()?;
         self.campaign.validate()
     }
 }
