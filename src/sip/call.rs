@@ -160,9 +160,7 @@ impl Call {
         } else {
             format!("sip:{}@{domain}", d.target)
         };
-        if rsip::Uri::try_from(request_uri.as_str()).is_err() {
-            return Err(SipError::BadUri { uri: request_uri });
-        }
+        message::check_uri(&request_uri)?;
         let who = format!("sip:{}@{domain}", d.caller_id);
         let from = match &d.display_name {
             Some(n) => format!("\"{}\" <{who}>;tag={tag}", n.replace('"', "")),

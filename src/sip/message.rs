@@ -209,9 +209,18 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, SipError> {
     if bytes.len() > MAX_MESSAGE {
         return Err(SipError::TooLarge { len: bytes.len() });
     }
-    let mut msg = SipMessage::try_from(bytes).map_err(|e| SipError::Malformed {
-        reason: short(&e.to_string()),
-    })?;
+    let mut msg = match SipMessage::try_from(bytes) {
+        Ok(m) => m,
+        Err(e) => match without_v6_request_uri(bytes) {
+            // rsip 0.4 cannot read IPv6 references ([::1]) in URIs. We never route on
+            // the Request-URI of a request we receive, so it is parsed without it.
+            Some(fixed) => SipMessage::try_from(&fixed[..]),
+            None => Err(e),
+        }
+        .map_err(|e| SipError::Malformed {
+            reason: short(&e.to_string()),
+        })?,
+    };
     let fields = {
         let headers = match &msg {
             SipMessage::Request(r) => &r.headers,
@@ -244,6 +253,32 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, SipError> {
         from_tag,
         to_tag,
     })
+}
+
+/// The message with an IPv6 Request-URI replaced by a placeholder, when it has one.
+fn without_v6_request_uri(bytes: &[u8]) -> Option<Vec<u8>> {
+    let end = bytes.iter().position(|&b| b == b'\r' || b == b'\n')?;
+    let line = std::str::from_utf8(&bytes[..end]).ok()?;
+    let mut parts = line.split(' ');
+    let (method, uri, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if !uri.contains('[') || !version.starts_with("SIP/") {
+        return None;
+    }
+    let mut out = format!("{method} sip:ipv6-request-uri.invalid {version}").into_bytes();
+    out.extend_from_slice(&bytes[end..]);
+    Some(out)
+}
+
+/// Whether `uri` is a SIP URI we can put on a request line: `sip:`/`sips:`, no
+/// spaces or control characters.
+pub fn check_uri(uri: &str) -> Result<(), SipError> {
+    let scheme = uri.starts_with("sip:") || uri.starts_with("sips:");
+    let clean = !uri.bytes().any(|b| b <= b' ' || b == 0x7f);
+    if scheme && clean && uri.len() > 4 && uri.len() < 1024 {
+        Ok(())
+    } else {
+        Err(SipError::BadUri { uri: short(uri) })
+    }
 }
 
 struct KeyFields {
@@ -408,18 +443,13 @@ impl Builder {
         std::mem::take(&mut self.headers).into()
     }
 
-    /// Serialise a request.
+    /// Serialise a request. The URI is written as given (rsip 0.4 cannot represent
+    /// IPv6 references), after [`check_uri`].
     pub fn request(mut self, method: Method, uri: &str) -> Result<Vec<u8>, SipError> {
-        let uri = rsip::Uri::try_from(uri).map_err(|_| SipError::BadUri { uri: short(uri) })?;
-        let req = rsip::Request {
-            method,
-            uri,
-            version: rsip::Version::V2,
-            headers: self.finish_headers(),
-            body: std::mem::take(&mut self.body),
-        };
-        Ok(serialise(&req.headers, &req.body, |s| {
-            let _ = write!(s, "{} {} {}\r\n", req.method, req.uri, req.version);
+        check_uri(uri)?;
+        let headers = self.finish_headers();
+        Ok(serialise(&headers, &self.body, |s| {
+            let _ = write!(s, "{method} {uri} SIP/2.0\r\n");
         }))
     }
 
@@ -583,5 +613,20 @@ v=0\r\nextra";
         assert_eq!(r.status(), Some(200));
         assert_eq!(r.to_tag.as_deref(), Some("tt"));
         assert_eq!(r.branch, "z9hG4bKx");
+    }
+
+    #[test]
+    fn ipv6_request_uris() {
+        let bye = b"BYE sip:far@[::1]:5070 SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:5070;branch=z9hG4bKx\r\n\
+Call-ID: a\r\nCSeq: 2 BYE\r\nFrom: <sip:a@[::1]>;tag=1\r\nTo: <sip:b@[::1]>;tag=2\r\nContent-Length: 0\r\n\r\n";
+        let p = parse(bye).unwrap();
+        assert_eq!((p.method(), p.cseq), (Some(Method::Bye), 2));
+        let built = Builder::new()
+            .header("Call-ID", "c")
+            .request(Method::Options, "sip:[::1]:5070")
+            .unwrap();
+        assert!(built.starts_with(b"OPTIONS sip:[::1]:5070 SIP/2.0\r\n"));
+        assert!(check_uri("sip:a b@c").is_err());
+        assert!(check_uri("http://x").is_err());
     }
 }

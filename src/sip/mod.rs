@@ -23,6 +23,8 @@ pub mod config;
 pub mod load;
 pub mod message;
 pub mod sdp;
+#[cfg(test)]
+mod tests;
 pub mod transaction;
 pub mod transport;
 pub mod trunk;

@@ -1031,7 +1031,14 @@ impl UserAgent {
         }
     }
 
-    fn trunk_request(&mut self, i: usize, method: Method, branch: &str, cseq: u32) -> Builder {
+    fn trunk_request(
+        &mut self,
+        i: usize,
+        method: Method,
+        branch: &str,
+        cseq: u32,
+        call_id: String,
+    ) -> Builder {
         let t = &self.trunks[i];
         let user = t.cfg.username.clone().unwrap_or_else(|| "dialerd".into());
         let aor = format!("<sip:{user}@{}>", t.domain);
@@ -1042,7 +1049,7 @@ impl UserAgent {
             .header("Max-Forwards", "70")
             .header("From", format!("{aor};tag={tag}"))
             .header("To", aor)
-            .header("Call-ID", self.trunks[i].register_call_id.clone())
+            .header("Call-ID", call_id)
             .header("CSeq", format!("{cseq} {method}"))
             .header("User-Agent", self.local.user_agent.clone())
     }
@@ -1055,8 +1062,9 @@ impl UserAgent {
         let cseq = self.trunks[i].register_cseq;
         let ruri = format!("sip:{}", self.trunks[i].domain);
         let peer = self.trunks[i].peer;
+        let call_id = format!("{}@dialerd", self.token(16));
         match self
-            .trunk_request(i, Method::Options, &branch, cseq)
+            .trunk_request(i, Method::Options, &branch, cseq, call_id)
             .request(Method::Options, &ruri)
         {
             Ok(bytes) => self.start_client(
@@ -1097,9 +1105,9 @@ impl UserAgent {
             }
             _ => None,
         };
-        let peer = t.peer;
+        let (peer, call_id) = (t.peer, t.register_call_id.clone());
         let mut b = self
-            .trunk_request(i, Method::Register, &branch, cseq)
+            .trunk_request(i, Method::Register, &branch, cseq, call_id)
             .header("Contact", self.local.contact(peer.transport))
             .header("Expires", expires.to_string());
         if let Some(a) = auth {
