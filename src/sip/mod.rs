@@ -12,7 +12,7 @@
 //! | [`transaction`] | RFC 3261 client and server transactions with their timers |
 //! | [`call`] | one outgoing call: its INVITE, dialog, CANCEL, ACK, BYE |
 //! | [`trunk`] | a trunk's limits, health (OPTIONS) and registration |
-//! | [`ua`] | the user agent: routes messages to transactions, calls and trunks |
+//! | [`ua`] | the user agent: routes messages to transactions, calls and trunks (`ua/responses.rs`: answers to our requests; `ua/server.rs`: requests from the far end; `ua/trunks.rs`: pings and registration) |
 //! | [`transport`] | UDP and TCP sockets driving a [`ua::UserAgent`] |
 //! | [`config`] | the `[sip]` configuration |
 //! | [`load`] | `dialerd call`: place calls through a trunk and report |
