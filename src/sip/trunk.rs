@@ -45,6 +45,11 @@ pub struct Trunk {
     pub registration: Registration,
     /// The last challenge the registrar sent, reused for refreshes.
     pub challenge: Option<Challenge>,
+    /// The challenge came in a 407 (answer with Proxy-Authorization).
+    pub challenge_by_proxy: bool,
+    /// Challenges answered since the last successful REGISTER (at most 2 in a row,
+    /// so wrong credentials do not loop).
+    pub auth_retries: u8,
     pub nonce_count: u32,
     pub register_cseq: u32,
     pub register_call_id: String,
@@ -74,6 +79,8 @@ impl Trunk {
             next_ping,
             registration,
             challenge: None,
+            challenge_by_proxy: false,
+            auth_retries: 0,
             nonce_count: 0,
             register_cseq: 0,
             register_call_id: call_id,

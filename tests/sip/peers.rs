@@ -128,8 +128,17 @@ async fn retransmits_an_ignored_invite() {
 
 #[tokio::test]
 async fn far_end_holds_refreshes_and_hangs_up() {
-    let far = Sipp::start("remote", LOOP4, Transport::Udp, 1);
-    let mut ua = Ua::start(config(far.addr, Transport::Udp, 500)).await;
+    holds_refreshes_and_hangs_up(Transport::Udp).await;
+}
+
+#[tokio::test]
+async fn far_end_holds_refreshes_and_hangs_up_over_tcp() {
+    holds_refreshes_and_hangs_up(Transport::Tcp).await;
+}
+
+async fn holds_refreshes_and_hangs_up(t: Transport) {
+    let far = Sipp::start("remote", LOOP4, t, 1);
+    let mut ua = Ua::start(config(far.addr, t, 500)).await;
     ua.sip.originate(ua.dial(1, "6000")).await.unwrap();
     ua.answered(1).await;
     let (seen, end) = ua.until_end(1, 15).await;

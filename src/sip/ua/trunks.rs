@@ -99,7 +99,12 @@ impl UserAgent {
             .header("Contact", self.local.contact(peer.transport))
             .header("Expires", expires.to_string());
         if let Some(a) = auth {
-            b.push("Authorization", a);
+            let name = if self.trunks[i].challenge_by_proxy {
+                "Proxy-Authorization"
+            } else {
+                "Authorization"
+            };
+            b.push(name, a);
         }
         match b.request(Method::Register, &ruri) {
             Ok(bytes) => self.start_client(
@@ -127,6 +132,7 @@ impl UserAgent {
                 .and_then(|v| v.parse::<u32>().ok())
                 .unwrap_or(t.cfg.register_expires_s)
                 .max(1);
+            t.auth_retries = 0;
             // Refresh at 80 % of the granted time.
             t.registration = Registration::Due(later(now, u64::from(granted) * 800));
             let at = later(now, u64::from(granted) * 800);
@@ -144,12 +150,12 @@ impl UserAgent {
                 "www-authenticate"
             };
             if let Some(ch) = p.values(hdr).find_map(|v| Challenge::parse(v).ok()) {
-                let retry = t
-                    .challenge
-                    .as_ref()
-                    .is_none_or(|old| ch.stale || old.nonce != ch.nonce)
-                    && t.challenge.as_ref().is_none_or(|_| ch.stale);
+                // A first challenge, a stale nonce, or a new nonce on a refresh is
+                // answered; two in a row without success means the credentials fail.
+                let retry = t.auth_retries < 2;
+                t.auth_retries += 1;
                 t.challenge = Some(ch);
+                t.challenge_by_proxy = status == 407;
                 t.nonce_count = 0;
                 if retry {
                     self.register(now, i);
@@ -170,6 +176,7 @@ impl UserAgent {
     pub(super) fn registration_failed(&mut self, now: Time, i: usize, status: Option<u16>) {
         let t = &mut self.trunks[i];
         t.challenge = None;
+        t.auth_retries = 0;
         let at = later(now, 30_000);
         t.registration = Registration::Due(at);
         self.schedule(at, Wake::Trunk(i));
