@@ -57,6 +57,22 @@ impl Time {
     }
 }
 
+/// The wall clock as a [`Time`]. Only the shells (the daemon, the SIP transport, the
+/// load tool) call it; every core is given `now`.
+pub fn wall_clock() -> Time {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Time(d.as_millis() as u64)
+}
+
+/// How long a shell sleeps before its core's deadline `t`: from the wall clock until
+/// `t`, zero when past, at most an hour.
+pub fn wait_until(t: Time) -> Duration {
+    let wait = t.as_millis().saturating_sub(wall_clock().as_millis());
+    Duration::from_millis(wait.min(3_600_000))
+}
+
 impl Add<Duration> for Time {
     type Output = Time;
     fn add(self, d: Duration) -> Time {

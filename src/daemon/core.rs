@@ -19,14 +19,6 @@ use crate::outcome::Outcome;
 use crate::store::Store;
 use crate::time::Time;
 
-/// Wall-clock time for the daemon (the only place that reads the clock).
-pub fn now() -> Time {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Time(d.as_millis() as u64)
-}
-
 pub struct Core {
     pub(super) cfg: Config,
     pub(super) engine: Engine,

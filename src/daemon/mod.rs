@@ -29,16 +29,15 @@ use crate::control::ToCore;
 use crate::control::server::{self, Listeners};
 use crate::engine::{CampaignCommand, Input, RunState};
 use crate::store::Store;
-use crate::time::Time;
-pub use core::{Core, now};
+use crate::time::{Time, wait_until, wall_clock as now};
+pub use core::Core;
 pub use simtrunk::SimTrunk;
 
 /// How often ready agents' due callbacks are looked for.
 const CALLBACK_POLL: Duration = Duration::from_secs(5);
 
 fn instant_at(t: Time) -> tokio::time::Instant {
-    let wait = t.as_millis().saturating_sub(now().as_millis());
-    tokio::time::Instant::now() + Duration::from_millis(wait.min(3_600_000))
+    tokio::time::Instant::now() + wait_until(t)
 }
 
 /// Run the daemon until `shutdown` completes.

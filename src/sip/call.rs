@@ -192,7 +192,7 @@ impl Call {
             provisional: false,
             cancel: None,
             cancel_sent: false,
-            ring_at: Time::from_millis(now.as_millis() + ring_ms),
+            ring_at: now + std::time::Duration::from_millis(ring_ms),
             cancel_at: None,
             started: now,
             held: false,

@@ -161,7 +161,7 @@ pub async fn run(
                     let wait = match r {
                         Refusal::Paused { until } => until
                             .as_millis()
-                            .saturating_sub(transport::wall_clock().as_millis()),
+                            .saturating_sub(crate::time::wall_clock().as_millis()),
                         _ => 1000,
                     };
                     next_at = Instant::now() + Duration::from_millis(wait.max(1));

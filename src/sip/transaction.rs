@@ -22,6 +22,8 @@
 //! keep the response: a retransmitted request gets it again; an INVITE's response is
 //! resent over UDP (T1 doubling to T2) until the ACK, for at most 64*T1.
 
+use std::time::Duration;
+
 use crate::time::Time;
 
 /// RFC 3261's timer base values, in milliseconds (§17.1.1.1; defaults 500, 4000, 5000).
@@ -106,10 +108,6 @@ pub struct ClientTx {
     pub retransmissions: u32,
 }
 
-fn after(now: Time, ms: u64) -> Time {
-    Time::from_millis(now.as_millis() + ms)
-}
-
 impl ClientTx {
     /// A transaction whose request has just been sent.
     pub fn new(kind: Kind, reliable: bool, now: Time, t: &Timers) -> Self {
@@ -119,9 +117,9 @@ impl ClientTx {
             reliable,
             ack: None,
             accepted_tag: None,
-            retransmit_at: (!reliable).then(|| after(now, t.t1)),
+            retransmit_at: (!reliable).then(|| now + Duration::from_millis(t.t1)),
             interval: t.t1,
-            timeout_at: Some(after(now, t.transaction_timeout())),
+            timeout_at: Some(now + Duration::from_millis(t.transaction_timeout())),
             retransmissions: 0,
         }
     }
@@ -168,7 +166,7 @@ impl ClientTx {
                 self.state = Accepted;
                 self.accepted_tag = to_tag.map(str::to_string);
                 self.retransmit_at = None;
-                self.timeout_at = Some(after(now, t.transaction_timeout()));
+                self.timeout_at = Some(now + Duration::from_millis(t.transaction_timeout()));
                 Rx::Deliver
             }
             (Kind::Invite, Calling | Proceeding) => {
@@ -179,7 +177,7 @@ impl ClientTx {
                 } else {
                     32_000.max(t.transaction_timeout() / 2)
                 };
-                self.timeout_at = Some(after(now, d));
+                self.timeout_at = Some(now + Duration::from_millis(d));
                 Rx::Deliver
             }
             (Kind::Invite, Accepted) if (200..300).contains(&status) => {
@@ -195,7 +193,7 @@ impl ClientTx {
                 self.state = Proceeding;
                 if !self.reliable {
                     self.interval = t.t2;
-                    self.retransmit_at = Some(after(now, t.t2));
+                    self.retransmit_at = Some(now + Duration::from_millis(t.t2));
                 }
                 Rx::Deliver
             }
@@ -203,7 +201,7 @@ impl ClientTx {
                 self.state = Completed;
                 self.retransmit_at = None;
                 let k = if self.reliable { 0 } else { t.t4 };
-                self.timeout_at = Some(after(now, k));
+                self.timeout_at = Some(now + Duration::from_millis(k));
                 Rx::Deliver
             }
             (Kind::NonInvite, _) => Rx::Absorb,
@@ -232,7 +230,7 @@ impl ClientTx {
                 Kind::Invite => self.interval * 2,
                 Kind::NonInvite => (self.interval * 2).min(t.t2),
             };
-            self.retransmit_at = Some(after(now, self.interval));
+            self.retransmit_at = Some(now + Duration::from_millis(self.interval));
             self.retransmissions += 1;
             return Some(Fired::Retransmit);
         }
@@ -268,9 +266,9 @@ impl ServerTx {
             reliable,
             response,
             acked: false,
-            retransmit_at: resend.then(|| after(now, t.t1)),
+            retransmit_at: resend.then(|| now + Duration::from_millis(t.t1)),
             interval: t.t1,
-            expires_at: after(now, linger),
+            expires_at: now + Duration::from_millis(linger),
             retransmissions: 0,
         }
     }
@@ -287,7 +285,7 @@ impl ServerTx {
             self.acked = true;
             self.retransmit_at = None;
             let i = if self.reliable { 0 } else { t.t4 };
-            self.expires_at = self.expires_at.min(after(now, i));
+            self.expires_at = self.expires_at.min(now + Duration::from_millis(i));
         }
     }
 
@@ -312,7 +310,7 @@ impl ServerTx {
             && at <= now
         {
             self.interval = (self.interval * 2).min(t.t2);
-            self.retransmit_at = Some(after(now, self.interval));
+            self.retransmit_at = Some(now + Duration::from_millis(self.interval));
             self.retransmissions += 1;
             return Some(Fired::Retransmit);
         }

@@ -19,15 +19,7 @@ use super::call::Dial;
 use super::message::{self, Frame, MAX_MESSAGE};
 use super::ua::{OriginateError, Stats, UserAgent};
 use super::{Event, Peer, SipConfig, Transport};
-use crate::time::Time;
-
-/// The wall clock as a [`Time`].
-pub fn wall_clock() -> Time {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Time::from_millis(d.as_millis() as u64)
-}
+use crate::time::{wait_until, wall_clock};
 
 enum Command {
     Originate(Dial, oneshot::Sender<Result<(), OriginateError>>),
@@ -113,10 +105,7 @@ pub async fn start(
             }
             let sleep = ua
                 .poll_timeout()
-                .map(|t| {
-                    Duration::from_millis(t.as_millis().saturating_sub(wall_clock().as_millis()))
-                })
-                .unwrap_or(Duration::from_secs(3600));
+                .map_or(Duration::from_secs(3600), wait_until);
             tokio::select! {
                 r = recv_udp(udp.as_ref(), &mut buf) => {
                     // An error here is an ICMP report on some systems; the datagram is gone.

@@ -114,7 +114,7 @@ impl Trunk {
         if self.tokens < 1.0 {
             let wait_ms = ((1.0 - self.tokens) / self.cfg.max_cps * 1000.0).ceil() as u64;
             return Err(Refusal::Rate {
-                until: Time::from_millis(now.as_millis() + wait_ms.max(1)),
+                until: now + std::time::Duration::from_millis(wait_ms.max(1)),
             });
         }
         self.tokens -= 1.0;

@@ -11,6 +11,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rand::{RngExt, SeedableRng};
@@ -114,10 +115,6 @@ pub struct UserAgent {
     events: VecDeque<Event>,
     rng: ChaCha8Rng,
     pub stats: Stats,
-}
-
-fn later(now: Time, ms: u64) -> Time {
-    Time::from_millis(now.as_millis() + ms)
 }
 
 impl UserAgent {
@@ -310,7 +307,7 @@ impl UserAgent {
             return;
         }
         c.cancel_sent = true;
-        let at = later(now, self.timers.transaction_timeout());
+        let at = now + Duration::from_millis(self.timers.transaction_timeout());
         c.cancel_at = Some(at);
         let (peer, k) = (c.dest, key(&c.invite_branch, Method::Cancel));
         match c.cancel_request(&self.local) {

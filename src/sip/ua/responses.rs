@@ -85,7 +85,7 @@ impl UserAgent {
         if status == 503
             && let Some(ra) = p.value("retry-after").and_then(retry_after_s)
         {
-            let until = later(now, ra * 1000);
+            let until = now + Duration::from_millis(ra * 1000);
             self.trunks[c.trunk].paused_until = Some(until);
             self.events.push_back(Event::Trunk {
                 trunk: c.trunk,

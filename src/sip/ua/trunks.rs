@@ -44,7 +44,7 @@ impl UserAgent {
 
     pub(super) fn ping(&mut self, now: Time, i: usize) {
         let interval = self.trunks[i].cfg.options_interval_s * 1000;
-        self.trunks[i].next_ping = Some(later(now, interval));
+        self.trunks[i].next_ping = Some(now + Duration::from_millis(interval));
         let branch = self.branch();
         self.trunks[i].register_cseq += 1;
         let cseq = self.trunks[i].register_cseq;
@@ -134,8 +134,9 @@ impl UserAgent {
                 .max(1);
             t.auth_retries = 0;
             // Refresh at 80 % of the granted time.
-            t.registration = Registration::Due(later(now, u64::from(granted) * 800));
-            let at = later(now, u64::from(granted) * 800);
+            t.registration =
+                Registration::Due(now + Duration::from_millis(u64::from(granted) * 800));
+            let at = now + Duration::from_millis(u64::from(granted) * 800);
             self.schedule(at, Wake::Trunk(i));
             self.events.push_back(Event::Trunk {
                 trunk: i,
@@ -177,7 +178,7 @@ impl UserAgent {
         let t = &mut self.trunks[i];
         t.challenge = None;
         t.auth_retries = 0;
-        let at = later(now, 30_000);
+        let at = now + Duration::from_millis(30_000);
         t.registration = Registration::Due(at);
         self.schedule(at, Wake::Trunk(i));
         self.events.push_back(Event::Trunk {
