@@ -144,6 +144,20 @@ impl Challenge {
     }
 }
 
+/// The digest challenge of a 401 or 407 response and the header our answer goes in
+/// (`Authorization` or `Proxy-Authorization`).
+pub fn challenge_in(resp: &super::message::Parsed) -> Option<(Challenge, &'static str)> {
+    let (challenge, answer) = match resp.status()? {
+        401 => ("www-authenticate", "Authorization"),
+        407 => ("proxy-authenticate", "Proxy-Authorization"),
+        _ => return None,
+    };
+    let c = resp
+        .values(challenge)
+        .find_map(|v| Challenge::parse(v).ok())?;
+    Some((c, answer))
+}
+
 fn md5_hex(s: &str) -> String {
     let digest = Md5::digest(s.as_bytes());
     let mut out = String::with_capacity(32);

@@ -129,6 +129,8 @@ pub struct Call {
     /// Authorization header of the last INVITE, and its name.
     pub authorization: Option<(&'static str, String)>,
     pub auth_tries: u8,
+    /// A BYE of this call was challenged and answered once already.
+    pub bye_challenged: bool,
     pub rang: bool,
     pub provisional: bool,
     pub cancel: Option<CancelWhy>,
@@ -188,6 +190,7 @@ impl Call {
             asserted: asserted.then(|| format!("<{who}>")),
             authorization: None,
             auth_tries: 0,
+            bye_challenged: false,
             rang: false,
             provisional: false,
             cancel: None,

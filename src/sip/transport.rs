@@ -62,6 +62,8 @@ impl SipHandle {
 
 enum Inbound {
     Message(Peer, Bytes),
+    /// A stream whose next message cannot be framed; the connection is closed.
+    Unframeable(Peer, &'static str),
     /// A connection could not be made or broke while we had something to send.
     Failed(Peer),
     Closed(SocketAddr),
@@ -111,12 +113,16 @@ pub async fn start(
                     // An error here is an ICMP report on some systems; the datagram is gone.
                     if let Ok((n, from)) = r {
                         let peer = Peer { transport: Transport::Udp, addr: from };
-                        let bytes: &[u8] = if n > MAX_MESSAGE { b"oversized datagram" } else { &buf[..n] };
-                        ua.handle(wall_clock(), peer, bytes);
+                        // A datagram longer than MAX_MESSAGE arrives cut to
+                        // MAX_MESSAGE + 1 bytes, which the parser refuses as too large.
+                        ua.handle(wall_clock(), peer, &buf[..n]);
                     }
                 },
                 Some(inb) = in_rx.recv() => match inb {
                     Inbound::Message(peer, bytes) => ua.handle(wall_clock(), peer, &bytes),
+                    Inbound::Unframeable(peer, why) => {
+                        ua.malformed(peer, format!("malformed stream, connection closed: {why}"));
+                    }
                     Inbound::Failed(peer) => {
                         conns.remove(&peer.addr);
                         ua.transport_failed(wall_clock(), peer);
@@ -271,8 +277,7 @@ async fn run_conn(
                 Frame::Incomplete => break,
                 Frame::Invalid(why) => {
                     // Cannot find the next message boundary: the stream is lost.
-                    let bad = format!("{why}\r\n");
-                    let _ = in_tx.send(Inbound::Message(peer, Bytes::from(bad))).await;
+                    let _ = in_tx.send(Inbound::Unframeable(peer, why)).await;
                     break 'read;
                 }
             }

@@ -43,10 +43,9 @@ pub struct Trunk {
     refilled: Time,
     pub next_ping: Option<Time>,
     pub registration: Registration,
-    /// The last challenge the registrar sent, reused for refreshes.
-    pub challenge: Option<Challenge>,
-    /// The challenge came in a 407 (answer with Proxy-Authorization).
-    pub challenge_by_proxy: bool,
+    /// The last challenge the registrar sent, reused for refreshes, and the header
+    /// that answers it.
+    pub challenge: Option<(Challenge, &'static str)>,
     /// Challenges answered since the last successful REGISTER (at most 2 in a row,
     /// so wrong credentials do not loop).
     pub auth_retries: u8,
@@ -79,7 +78,6 @@ impl Trunk {
             next_ping,
             registration,
             challenge: None,
-            challenge_by_proxy: false,
             auth_retries: 0,
             nonce_count: 0,
             register_cseq: 0,

@@ -18,7 +18,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rsip::Method;
 
-use super::auth::Challenge;
+use super::auth::challenge_in;
 use super::call::{self, Call, CancelWhy, Dial, Local, Phase};
 use super::config::{MIN_RING_S, SipConfig};
 use super::message::{self, Builder, Parsed};
@@ -407,11 +407,7 @@ impl UserAgent {
         let p = match message::parse(bytes) {
             Ok(p) => p,
             Err(e) => {
-                self.stats.malformed += 1;
-                self.events.push_back(Event::Dropped {
-                    from,
-                    reason: format!("{e} ({})", message::describe(bytes)),
-                });
+                self.malformed(from, format!("{e} ({})", message::describe(bytes)));
                 return;
             }
         };
@@ -420,6 +416,13 @@ impl UserAgent {
         } else {
             self.on_request(now, from, p);
         }
+    }
+
+    /// Bytes from `from` that are not SIP, or a stream that cannot be framed: count
+    /// and report them.
+    pub fn malformed(&mut self, from: Peer, reason: String) {
+        self.stats.malformed += 1;
+        self.events.push_back(Event::Dropped { from, reason });
     }
 
     fn unmatched(&mut self, from: Peer, what: &str) {
@@ -509,14 +512,9 @@ impl UserAgent {
                     self.send(to, r);
                 }
             }
-            Some(Fired::TimedOut) => {
-                self.client.remove(&k);
-                self.client_timed_out(now, owner, &k);
-            }
-            Some(Fired::Done) => {
-                self.client.remove(&k);
-            }
-            None => {}
+            // A transaction that timed out or is done is terminated: removed above.
+            Some(Fired::TimedOut) => self.client_timed_out(now, owner, &k),
+            Some(Fired::Done) | None => {}
         }
     }
 

@@ -187,13 +187,7 @@ impl UserAgent {
     /// Answer a 401/407 to the INVITE. False when we cannot (no credentials, bad
     /// challenge, or the same credentials were already refused).
     pub(super) fn retry_with_auth(&mut self, now: Time, id: u64, p: &Parsed) -> bool {
-        let status = p.status().unwrap_or(0);
-        let (hdr, answer_name) = if status == 407 {
-            ("proxy-authenticate", "Proxy-Authorization")
-        } else {
-            ("www-authenticate", "Authorization")
-        };
-        let Some(challenge) = p.values(hdr).find_map(|v| Challenge::parse(v).ok()) else {
+        let Some((challenge, answer_name)) = challenge_in(p) else {
             return false;
         };
         let cnonce = self.token(16);
@@ -238,27 +232,12 @@ impl UserAgent {
         if status < 200 {
             return;
         }
-        if (status == 401 || status == 407)
+        if let Some((ch, name)) = challenge_in(p)
             && let Some(c) = self.calls.get_mut(&id)
-            && c.auth_tries < 4
+            && !std::mem::replace(&mut c.bye_challenged, true)
         {
-            c.auth_tries = 4;
-            let hdr = if status == 407 {
-                "proxy-authenticate"
-            } else {
-                "www-authenticate"
-            };
-            let name = if status == 407 {
-                "Proxy-Authorization"
-            } else {
-                "Authorization"
-            };
             let trunk = &self.trunks[c.trunk].cfg;
-            if let (Some(ch), Some(user), Some(pass)) = (
-                p.values(hdr).find_map(|v| Challenge::parse(v).ok()),
-                trunk.username.clone(),
-                trunk.password.clone(),
-            ) {
+            if let (Some(user), Some(pass)) = (trunk.username.clone(), trunk.password.clone()) {
                 let ruri = c
                     .remote_target
                     .clone()

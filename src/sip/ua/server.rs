@@ -32,7 +32,7 @@ impl UserAgent {
             } else {
                 481
             };
-            self.respond(now, from, &p, status, None, None);
+            self.respond(now, from, &p, status, None);
             return;
         }
         if p.to_tag.is_some() {
@@ -44,13 +44,13 @@ impl UserAgent {
                 let b = message::response_to(&p, Some(&self.token(8)))
                     .header("Allow", call::ALLOW)
                     .header("Accept", "application/sdp");
-                self.respond(now, from, &p, 200, Some(b), None);
+                self.respond(now, from, &p, 200, Some(b));
             }
             // dialerd places calls; it does not take them.
-            Method::Invite => self.respond(now, from, &p, 603, None, None),
+            Method::Invite => self.respond(now, from, &p, 603, None),
             _ => {
                 let b = message::response_to(&p, Some(&self.token(8))).header("Allow", call::ALLOW);
-                self.respond(now, from, &p, 405, Some(b), None);
+                self.respond(now, from, &p, 405, Some(b));
             }
         }
     }
@@ -63,14 +63,10 @@ impl UserAgent {
         p: &Parsed,
         status: u16,
         builder: Option<Builder>,
-        call_tag: Option<&str>,
     ) {
         let builder = match builder {
             Some(b) => b,
-            None => {
-                let tag = call_tag.map_or_else(|| self.token(8), str::to_string);
-                message::response_to(p, Some(&tag))
-            }
+            None => message::response_to(p, Some(&self.token(8))),
         };
         let bytes = builder.response(status, reason(status));
         let method = p.method().unwrap_or(Method::Options);
@@ -100,11 +96,11 @@ impl UserAgent {
     pub(super) fn in_dialog_request(&mut self, now: Time, from: Peer, method: Method, p: &Parsed) {
         let id = self.by_call_id.get(&p.call_id).copied();
         let Some(c) = id.and_then(|id| self.calls.get_mut(&id)) else {
-            self.respond(now, from, p, 481, None, None);
+            self.respond(now, from, p, 481, None);
             return;
         };
         if p.to_tag.as_deref() != Some(c.local_tag.as_str()) {
-            self.respond(now, from, p, 481, None, None);
+            self.respond(now, from, p, 481, None);
             return;
         }
         let id = c.id;
@@ -113,7 +109,7 @@ impl UserAgent {
         match method {
             Method::Bye => {
                 let (phase, rang) = (c.phase, c.rang);
-                self.respond(now, from, p, 200, Some(base()), None);
+                self.respond(now, from, p, 200, Some(base()));
                 let outcome = match phase {
                     Phase::Inviting => CallOutcome::Failed(Outcome::Network),
                     _ => CallOutcome::Answered,
@@ -131,7 +127,7 @@ impl UserAgent {
                 let offer = (!p.body().is_empty()).then(|| sdp::parse(p.body()));
                 match offer {
                     Some(Err(_)) => {
-                        self.respond(now, from, p, 488, Some(base()), None);
+                        self.respond(now, from, p, 488, Some(base()));
                     }
                     Some(Ok(m)) => {
                         let held = m.direction.is_hold();
@@ -143,35 +139,31 @@ impl UserAgent {
                             .header("Contact", self.local.contact(t))
                             .header("Allow", call::ALLOW)
                             .body("application/sdp", body);
-                        self.respond(now, from, p, 200, Some(b), None);
+                        self.respond(now, from, p, 200, Some(b));
                         if changed {
                             self.events.push_back(Event::Hold { call: id, held });
                         }
                     }
                     None => {
-                        // A session refresh without an offer: answer with ours.
-                        let t = from.transport;
-                        let body = sdp::offer(
-                            c.session_id,
-                            c.sdp_version,
-                            c.rtp,
-                            sdp::Direction::SendRecv,
-                        );
+                        // A session refresh without an offer: a re-INVITE gets our
+                        // offer, an UPDATE none.
                         let mut b = base()
-                            .header("Contact", self.local.contact(t))
+                            .header("Contact", self.local.contact(from.transport))
                             .header("Allow", call::ALLOW);
                         if method == Method::Invite {
+                            let dir = sdp::Direction::SendRecv;
+                            let body = sdp::offer(c.session_id, c.sdp_version, c.rtp, dir);
                             b = b.body("application/sdp", body);
                         }
-                        self.respond(now, from, p, 200, Some(b), None);
+                        self.respond(now, from, p, 200, Some(b));
                     }
                 }
             }
             Method::Options | Method::Info | Method::Notify => {
-                self.respond(now, from, p, 200, Some(base()), None);
+                self.respond(now, from, p, 200, Some(base()));
             }
             _ => {
-                self.respond(now, from, p, 501, Some(base()), None);
+                self.respond(now, from, p, 501, Some(base()));
             }
         }
     }

@@ -87,9 +87,12 @@ impl UserAgent {
         let ruri = format!("sip:{}", t.domain);
         let expires = t.cfg.register_expires_s;
         let auth = match (&t.challenge, &t.cfg.username, &t.cfg.password) {
-            (Some(ch), Some(u), Some(p)) => {
+            (Some((ch, name)), Some(u), Some(p)) => {
                 t.nonce_count += 1;
-                Some(ch.answer(u, p, "REGISTER", &ruri, t.nonce_count, &cnonce))
+                Some((
+                    *name,
+                    ch.answer(u, p, "REGISTER", &ruri, t.nonce_count, &cnonce),
+                ))
             }
             _ => None,
         };
@@ -98,13 +101,8 @@ impl UserAgent {
             .trunk_request(i, Method::Register, &branch, cseq, call_id)
             .header("Contact", self.local.contact(peer.transport))
             .header("Expires", expires.to_string());
-        if let Some(a) = auth {
-            let name = if self.trunks[i].challenge_by_proxy {
-                "Proxy-Authorization"
-            } else {
-                "Authorization"
-            };
-            b.push(name, a);
+        if let Some((name, value)) = auth {
+            b.push(name, value);
         }
         match b.request(Method::Register, &ruri) {
             Ok(bytes) => self.start_client(
@@ -144,24 +142,16 @@ impl UserAgent {
             });
             return;
         }
-        if status == 401 || status == 407 {
-            let hdr = if status == 407 {
-                "proxy-authenticate"
-            } else {
-                "www-authenticate"
-            };
-            if let Some(ch) = p.values(hdr).find_map(|v| Challenge::parse(v).ok()) {
-                // A first challenge, a stale nonce, or a new nonce on a refresh is
-                // answered; two in a row without success means the credentials fail.
-                let retry = t.auth_retries < 2;
-                t.auth_retries += 1;
-                t.challenge = Some(ch);
-                t.challenge_by_proxy = status == 407;
-                t.nonce_count = 0;
-                if retry {
-                    self.register(now, i);
-                    return;
-                }
+        if let Some(challenge) = challenge_in(p) {
+            // A first challenge, a stale nonce, or a new nonce on a refresh is
+            // answered; two in a row without success means the credentials fail.
+            let retry = t.auth_retries < 2;
+            t.auth_retries += 1;
+            t.challenge = Some(challenge);
+            t.nonce_count = 0;
+            if retry {
+                self.register(now, i);
+                return;
             }
         }
         if status == 423
