@@ -10,7 +10,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`time`] | `Time` (ms since the Unix epoch) — every core takes `now` |
+//! | [`time`] | `Time` (ms since the Unix epoch) — every core takes `now`; the wall clock, read only by the shells |
 //! | [`ids`] | call, agent, campaign and lead identifiers |
 //! | [`outcome`] | call outcomes with stable codes and SIP status classification |
 //! | [`pacing`] | estimators, the abandon ledger, and the policies: progressive, ratio, predictive, vicidial-adapt |
